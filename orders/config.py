@@ -1,0 +1,49 @@
+"""Settings of the web side, read from the environment (and `.env`)."""
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - refused outside development and test
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: str = PLACEHOLDER_SECRET
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    db_pool_timeout_s: float = 2.0
+    db_connect_timeout_s: int = 2
+    db_statement_timeout_ms: int = 5_000
+
+    payment_gateway: Literal["sandbox", "http"] = "sandbox"
+    payment_gateway_url: str = "http://127.0.0.1:8099"
+    payment_gateway_api_key: str = "sk_test_local"
+    payment_connect_timeout_s: float = 1.0
+    payment_read_timeout_s: float = 3.0
+
+    idempotency_retention_hours: int = 24
+    idempotency_lock_timeout_s: int = 30
+    idempotency_purge_interval_s: int = 600
+
+    max_body_bytes: int = 64 * 1024
+    max_order_lines: int = 50
+    max_line_quantity: int = 100
+    tax_rate_bps: int = 2_000
+    order_retry_after_s: int = 2
+    unavailable_retry_after_s: int = 5
+    request_budget_ms: int = 500
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
+            raise ValueError("SECRET_KEY must be set to a real secret in production")
+        return self
+
+
+settings = Settings()

@@ -1,0 +1,50 @@
+"""What routes receive: a session, the gateway, the settings, a loaded order."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orders import service
+from orders.config import Settings
+from orders.models import Order
+from orders.payments import PaymentGateway
+from orders.problems import not_found
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_gateway(request: Request) -> PaymentGateway:
+    gateway: PaymentGateway = request.app.state.gateway
+    return gateway
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def valid_order(order_id: uuid.UUID, request: Request, session: SessionDep) -> Order:
+    """The order named in the path, if the caller holds its access token; else 404."""
+    order = await service.find_order(session, order_id, bearer_token(request))
+    if order is None:
+        raise not_found("order with this id for this token")
+    return order
+
+
+OrderDep = Annotated[Order, Depends(valid_order)]

@@ -1,0 +1,193 @@
+"""Idempotency-Key with Stripe's semantics, kept in PostgreSQL.
+
+A key is claimed in its own short transaction before any side effect, so concurrent requests with
+one key find the claim and get 409 instead of a second charge. The claim reserves the order id, and
+the payment gateway's idempotency key derives from it: a retry after a crash authorizes nothing new.
+The response is stored in the same transaction as the order it describes.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orders.config import Settings
+from orders.models import IdempotencyKey, IdempotencyStatus, utcnow
+from orders.problems import Problem
+
+UNLOCKED = datetime(2000, 1, 1, tzinfo=UTC)  # a claim locked "then" is free to take over
+
+
+@dataclass(frozen=True)
+class Claimed:
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IdempotencyPolicy:
+    retention: timedelta
+    lock_timeout: timedelta  # a claim older than this belongs to a request that died
+
+    @classmethod
+    def of(cls, settings: Settings) -> "IdempotencyPolicy":
+        return cls(
+            retention=timedelta(hours=settings.idempotency_retention_hours),
+            lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_s),
+        )
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    """The same request in other whitespace or key order hashes the same."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _insert(session: AsyncSession) -> Any:
+    return sqlite_insert if session.sync_session.get_bind().dialect.name == "sqlite" else pg_insert
+
+
+async def claim(
+    session: AsyncSession, key: str, fingerprint: str, policy: IdempotencyPolicy
+) -> Claimed | StoredResponse:
+    """Claim `key` for this request, or return what the first request with it answered."""
+    for _ in range(2):  # a second pass only after deleting an expired record
+        now = utcnow()
+        stmt = (
+            _insert(session)(IdempotencyKey)
+            .values(
+                key=key,
+                request_hash=fingerprint,
+                order_id=uuid.uuid4(),
+                status=IdempotencyStatus.IN_PROGRESS,
+                created_at=now,
+                locked_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.order_id)
+        )
+        order_id = (await session.exec(stmt)).scalar_one_or_none()
+        if order_id is not None:
+            await session.commit()
+            return Claimed(order_id)
+
+        record = await session.get(IdempotencyKey, key, populate_existing=True)
+        if record is None:
+            continue  # purged between the insert and the read
+        if record.created_at < now - policy.retention:
+            await session.exec(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.key == key,  # type: ignore[arg-type]
+                    IdempotencyKey.created_at == record.created_at,  # type: ignore[arg-type]
+                )
+            )
+            continue
+        if record.request_hash != fingerprint:
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with another request",
+                "This Idempotency-Key was first used with a different body; use a new key.",
+            )
+        if record.status == IdempotencyStatus.COMPLETED:
+            assert record.response_status is not None
+            assert record.response_body is not None
+            stored = StoredResponse(
+                record.response_status, record.response_headers or {}, record.response_body
+            )
+            await session.rollback()
+            return stored
+        if record.locked_at < now - policy.lock_timeout:
+            taken = await _take_over(session, key, record.locked_at, now)
+            if taken:
+                return Claimed(record.order_id)
+        await session.rollback()
+        raise Problem(
+            409,
+            "idempotency-key-in-use",
+            "A request with this Idempotency-Key is in progress",
+            "The first request with this key has not finished; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    raise Problem(409, "idempotency-key-in-use", "Idempotency-Key busy", "Retry shortly.")
+
+
+async def _take_over(session: AsyncSession, key: str, seen_lock: datetime, now: datetime) -> bool:
+    """The first request died mid-way: take its claim (and its order id) if nobody else has."""
+    result = await session.exec(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.key == key,  # type: ignore[arg-type]
+            IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
+            IdempotencyKey.locked_at == seen_lock,  # type: ignore[arg-type]
+        )
+        .values(locked_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def record_response(session: AsyncSession, key: str, response: StoredResponse) -> None:
+    """Store the final response, in the transaction that made it (the caller commits)."""
+    await session.exec(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key == key)  # type: ignore[arg-type]
+        .values(
+            status=IdempotencyStatus.COMPLETED,
+            response_status=response.status,
+            response_headers=response.headers,
+            response_body=response.body,
+        )
+    )
+
+
+async def release(session: AsyncSession, key: str) -> None:
+    """The request ended without a result worth replaying, maybe after calling the gateway.
+
+    The claim stays with its order id but is unlocked, so a retry with the same key takes it over
+    at once and asks the gateway again under the same gateway key: an authorization that went
+    through after our timeout is found, not made twice.
+    """
+    await session.rollback()
+    await session.exec(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.key == key,  # type: ignore[arg-type]
+            IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
+        )
+        .values(locked_at=UNLOCKED)
+    )
+    await session.commit()
+
+
+async def forget(session: AsyncSession, key: str) -> None:
+    """Nothing left the building (the cart was invalid): drop the claim."""
+    await session.rollback()
+    await session.exec(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.key == key,  # type: ignore[arg-type]
+            IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
+        )
+    )
+    await session.commit()
+
+
+async def purge_expired(session: AsyncSession, retention: timedelta) -> int:
+    result = await session.exec(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - retention)  # type: ignore[arg-type]
+    )
+    await session.commit()
+    return int(result.rowcount)

@@ -1,0 +1,64 @@
+"""The ASGI app: `uvicorn orders.main:app`."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from orders import idempotency
+from orders.config import Settings, settings
+from orders.db import make_engine, make_sessionmaker
+from orders.limits import BodySizeLimit
+from orders.payments import make_gateway
+from orders.problems import install_problem_handlers
+from orders.router import router
+
+log = logging.getLogger(__name__)
+
+
+async def purge_idempotency_keys_forever(app: FastAPI) -> None:
+    """Keys are kept for the retention period, then deleted in the background of every API process."""
+    s: Settings = app.state.settings
+    policy = idempotency.IdempotencyPolicy.of(s)
+    while True:
+        await asyncio.sleep(s.idempotency_purge_interval_s)
+        try:
+            async with app.state.sessions() as session:
+                purged = await idempotency.purge_expired(session, policy.retention)
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception:
+            log.exception("idempotency key purge failed; will retry")
+
+
+def create_app(s: Settings = settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(s)
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.gateway = make_gateway(s)
+        purge = asyncio.create_task(purge_idempotency_keys_forever(app))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            await app.state.gateway.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Orders",
+        summary="Checkout in milliseconds; fulfilment in the background.",
+        lifespan=lifespan,
+    )
+    app.state.settings = s
+    install_problem_handlers(app, s.unavailable_retry_after_s)
+    app.add_middleware(BodySizeLimit, max_bytes=s.max_body_bytes)
+    app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,188 @@
+"""Tables. Every change here is an Alembic revision (`make migration m="..."`)."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Sequence,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Column, Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=100_001, metadata=SQLModel.metadata)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _status(enum: type[StrEnum]) -> Any:
+    """Stored as its value in a VARCHAR: adding a state needs no ALTER TYPE."""
+    return SAEnum(
+        enum, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
+    )
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    RESERVED = "reserved"
+    PAID = "paid"
+    INVOICED = "invoiced"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class PaymentStatus(StrEnum):
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+
+
+class Product(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint("stock_reserved >= 0", name="stock_reserved_not_negative"),
+        CheckConstraint("stock_reserved <= stock_on_hand", name="stock_not_oversold"),
+    )
+
+    sku: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    unit_price: int = Field(description="Price in minor units (cents), tax excluded.")
+    currency: str = Field(max_length=3)
+    stock_on_hand: int = 0
+    stock_reserved: int = 0
+    updated_at: datetime = _timestamp()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "order"
+    __table_args__ = (Index(None, "status", "created_at"),)
+    __mapper_args__ = {"eager_defaults": True}  # INSERT ... RETURNING number
+
+    id: uuid.UUID = Field(primary_key=True)
+    number: int | None = Field(
+        default=None,  # assigned by the database from order_number_seq
+        sa_column=Column(
+            BigInteger,
+            ORDER_NUMBER_SEQ,
+            server_default=ORDER_NUMBER_SEQ.next_value(),
+            nullable=False,
+            unique=True,
+        ),
+    )
+    status: OrderStatus = Field(default=OrderStatus.PENDING, sa_type=_status(OrderStatus))
+    customer_email: str = Field(max_length=254)
+    customer_name: str = Field(max_length=200)
+    shipping_name: str = Field(max_length=200)
+    shipping_line1: str = Field(max_length=200)
+    shipping_line2: str | None = Field(default=None, max_length=200)
+    shipping_city: str = Field(max_length=100)
+    shipping_postal_code: str = Field(max_length=20)
+    shipping_country: str = Field(max_length=2)
+    currency: str = Field(max_length=3)
+    subtotal: int
+    tax: int
+    total: int
+    access_token_hash: str = Field(max_length=64)
+    version: int = 1
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_line"
+    __table_args__ = (UniqueConstraint("order_id", "sku"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
+    sku: str = Field(foreign_key="product.sku", max_length=64)
+    name: str = Field(max_length=200)
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class Payment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE", unique=True)
+    gateway: str = Field(max_length=32)
+    authorization_id: str = Field(max_length=100, unique=True)
+    status: PaymentStatus = Field(default=PaymentStatus.AUTHORIZED, sa_type=_status(PaymentStatus))
+    amount: int
+    currency: str = Field(max_length=3)
+    token_fingerprint: str = Field(max_length=64, description="HMAC of the token, never the token.")
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class OrderEvent(SQLModel, table=True):
+    __tablename__ = "order_event"
+    __table_args__ = (UniqueConstraint("order_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
+    seq: int = Field(description="1, 2, 3... per order: the order's timeline.")
+    type: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    occurred_at: datetime = _timestamp()
+
+
+class Outbox(SQLModel, table=True):
+    """Work for the worker side, committed with the change that causes it; a relay publishes it."""
+
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where="published_at IS NULL"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    kind: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_type=JSONType)
+    created_at: datetime = _timestamp()
+    published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class IdempotencyStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_key"
+
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    order_id: uuid.UUID = Field(description="Reserved at claim time, so a retry authorizes once.")
+    status: IdempotencyStatus = Field(
+        default=IdempotencyStatus.IN_PROGRESS, sa_type=_status(IdempotencyStatus)
+    )
+    response_status: int | None = None
+    # JSON, not JSONB: a replay sends the first body back with its keys in their order.
+    response_headers: dict[str, str] | None = Field(default=None, sa_type=JSON)
+    response_body: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = _timestamp(index=True)
+    locked_at: datetime = _timestamp()

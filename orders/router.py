@@ -1,0 +1,117 @@
+"""The storefront's API: catalog, checkout, order status."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+from sqlmodel import col, select
+
+from orders import service
+from orders.dependencies import GatewayDep, OrderDep, SessionDep, SettingsDep
+from orders.models import Product
+from orders.problems import Problem
+from orders.schemas import (
+    Customer,
+    OrderAccepted,
+    OrderCreate,
+    OrderEventPublic,
+    OrderLinePublic,
+    OrderPublic,
+    PaymentPublic,
+    ProductPublic,
+    ShippingAddress,
+)
+
+router = APIRouter()
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=255, description="A fresh UUID per checkout attempt"
+    ),
+]
+
+
+@router.get("/products", response_model=list[ProductPublic])
+async def list_products(session: SessionDep) -> list[ProductPublic]:
+    products = await session.exec(select(Product).order_by(col(Product.sku)))
+    return [
+        ProductPublic(
+            sku=p.sku,
+            name=p.name,
+            unit_price=p.unit_price,
+            currency=p.currency,
+            available=p.stock_on_hand - p.stock_reserved,
+        )
+        for p in products
+    ]
+
+
+@router.post(
+    "/orders",
+    status_code=202,
+    response_model=OrderAccepted,
+    responses={
+        400: {"description": "Malformed JSON or no Idempotency-Key"},
+        402: {"description": "Payment declined"},
+        409: {"description": "A request with this Idempotency-Key is still running"},
+        413: {"description": "Body too large"},
+        422: {"description": "Invalid order; the problem names the field"},
+        503: {"description": "Payment gateway or database unavailable; nothing was written"},
+    },
+)
+async def place_order(
+    cart: OrderCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    if not idempotency_key:
+        raise Problem(
+            400,
+            "idempotency-key-missing",
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header (a fresh UUID per checkout) so retries are safe.",
+        )
+    outcome = await service.place_order(session, gateway, settings, cart, idempotency_key)
+    response = outcome.response
+    headers = dict(response.headers)
+    if outcome.replayed:
+        headers["idempotent-replayed"] = "true"
+    media_type = headers.pop("content-type", "application/json")
+    return JSONResponse(response.body, response.status, headers=headers, media_type=media_type)
+
+
+@router.get("/orders/{order_id}", response_model=OrderPublic)
+async def get_order(order: OrderDep, session: SessionDep) -> OrderPublic:
+    lines, payment = await service.order_details(session, order.id)
+    return OrderPublic(
+        id=order.id,
+        number=order.number,
+        status=order.status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        tax=order.tax,
+        total=order.total,
+        customer=Customer(email=order.customer_email, name=order.customer_name),
+        shipping_address=ShippingAddress(
+            name=order.shipping_name,
+            line1=order.shipping_line1,
+            line2=order.shipping_line2,
+            city=order.shipping_city,
+            postal_code=order.shipping_postal_code,
+            country=order.shipping_country,
+        ),
+        lines=[OrderLinePublic.model_validate(line, from_attributes=True) for line in lines],
+        payment=PaymentPublic.model_validate(payment, from_attributes=True) if payment else None,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        links={"self": f"/orders/{order.id}", "events": f"/orders/{order.id}/events"},
+    )
+
+
+@router.get("/orders/{order_id}/events", response_model=list[OrderEventPublic])
+async def get_order_events(order: OrderDep, session: SessionDep) -> list[OrderEventPublic]:
+    events = await service.order_events(session, order.id)
+    return [OrderEventPublic.model_validate(e, from_attributes=True) for e in events]

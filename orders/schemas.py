@@ -1,0 +1,107 @@
+"""Request and response shapes. Tables never leave the service as they are."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from orders.models import OrderStatus, PaymentStatus
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+PaymentToken = Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,100}$")]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Customer(StrictModel):
+    email: EmailStr = Field(max_length=254)
+    name: Text
+
+
+class ShippingAddress(StrictModel):
+    name: Text
+    line1: Text
+    line2: Text | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+    ]
+    country: Country = Field(description="ISO 3166-1 alpha-2, e.g. FR")
+
+
+class OrderLineCreate(StrictModel):
+    sku: Sku
+    quantity: int = Field(ge=1, description="Upper bound: MAX_LINE_QUANTITY")
+
+
+class OrderCreate(StrictModel):
+    customer: Customer
+    shipping_address: ShippingAddress
+    lines: list[OrderLineCreate] = Field(min_length=1)
+    currency: Currency
+    payment_token: PaymentToken
+
+
+class Money(BaseModel):
+    currency: str
+    subtotal: int = Field(description="Minor units, tax excluded")
+    tax: int
+    total: int
+
+
+class OrderAccepted(Money):
+    id: uuid.UUID
+    number: int
+    status: OrderStatus
+    status_url: str
+    events_url: str
+    access_token: str = Field(description="Send as `Authorization: Bearer` to follow this order.")
+
+
+class OrderLinePublic(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class PaymentPublic(BaseModel):
+    status: PaymentStatus
+    amount: int
+    card_brand: str | None
+    card_last4: str | None
+
+
+class OrderPublic(Money):
+    id: uuid.UUID
+    number: int
+    status: OrderStatus
+    customer: Customer
+    shipping_address: ShippingAddress
+    lines: list[OrderLinePublic]
+    payment: PaymentPublic | None
+    created_at: datetime
+    updated_at: datetime
+    links: dict[str, str]
+
+
+class OrderEventPublic(BaseModel):
+    seq: int
+    type: str
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
+class ProductPublic(BaseModel):
+    sku: str
+    name: str
+    unit_price: int = Field(description="Minor units, tax excluded")
+    currency: str
+    available: int = Field(description="Units on hand and not reserved")

@@ -1,0 +1,262 @@
+"""Checkout and order reads: load, call the rules, commit. Routes stay thin over this."""
+
+import base64
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orders import idempotency
+from orders.config import Settings
+from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Outbox,
+    Payment,
+    Product,
+)
+from orders.payments import (
+    Authorization,
+    GatewayUnavailable,
+    InvalidPaymentToken,
+    PaymentDeclined,
+    PaymentGateway,
+    token_fingerprint,
+)
+from orders.pricing import (
+    CatalogPrice,
+    OrderLimits,
+    PricedOrder,
+    PricingError,
+    check_cart,
+    price_order,
+)
+from orders.problems import PROBLEM_JSON, Problem, invalid, service_unavailable
+from orders.schemas import OrderAccepted, OrderCreate
+
+FULFIL_ORDER = "fulfil_order"  # the outbox kind the relay turns into the fulfilment chain
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    response: StoredResponse
+    replayed: bool
+
+
+def access_token_for(order_id: uuid.UUID, secret_key: str) -> str:
+    """Derived, not stored: a replayed 202 can hand it out again while only its hash is kept."""
+    digest = hmac.new(secret_key.encode(), b"order-access:" + order_id.bytes, hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def hash_access_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def with_access_token(response: StoredResponse, secret_key: str) -> StoredResponse:
+    """The stored 202 body has no token in it; put the derived one back."""
+    if response.status != 202:
+        return response
+    token = access_token_for(uuid.UUID(response.body["id"]), secret_key)
+    return StoredResponse(
+        response.status, response.headers, response.body | {"access_token": token}
+    )
+
+
+async def place_order(
+    session: AsyncSession, gateway: PaymentGateway, settings: Settings, cart: OrderCreate, key: str
+) -> CheckoutOutcome:
+    lines = [(line.sku, line.quantity) for line in cart.lines]
+    try:
+        check_cart(lines, OrderLimits(settings.max_order_lines, settings.max_line_quantity))
+    except PricingError as exc:
+        raise invalid(exc.field, exc.message) from exc
+
+    fingerprint = idempotency.request_hash(cart.model_dump(mode="json"))
+    claim = await idempotency.claim(session, key, fingerprint, IdempotencyPolicy.of(settings))
+    if isinstance(claim, StoredResponse):
+        return CheckoutOutcome(with_access_token(claim, settings.secret_key), replayed=True)
+
+    try:
+        catalog = await _catalog_prices(session, [sku for sku, _ in lines])
+        priced = price_order(lines, cart.currency, catalog, settings.tax_rate_bps)
+    except PricingError as exc:
+        await idempotency.forget(session, key)
+        raise invalid(exc.field, exc.message) from exc
+    try:
+        response = await _authorize_and_write(session, gateway, settings, cart, priced, claim, key)
+    except InvalidPaymentToken as exc:  # refused outright: nothing to find again on a retry
+        await idempotency.forget(session, key)
+        raise invalid("payment_token", str(exc)) from exc
+    except BaseException:
+        await idempotency.release(session, key)
+        raise
+    return CheckoutOutcome(with_access_token(response, settings.secret_key), replayed=False)
+
+
+async def _authorize_and_write(
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    settings: Settings,
+    cart: OrderCreate,
+    priced: PricedOrder,
+    claim: Claimed,
+    key: str,
+) -> StoredResponse:
+    try:
+        auth = await gateway.authorize(
+            token=cart.payment_token,
+            amount=priced.total,
+            currency=priced.currency,
+            idempotency_key=f"order-{claim.order_id}-authorize",
+        )
+    except GatewayUnavailable as exc:
+        raise service_unavailable(
+            "The payment gateway did not answer; nothing was charged. Retry with the same key.",
+            settings.unavailable_retry_after_s,
+        ) from exc
+    except PaymentDeclined as exc:
+        declined = Problem(
+            402,
+            "payment-declined",
+            "Payment declined",
+            f"payment_token: {exc.message}",
+            decline_code=exc.code,
+            errors=[{"field": "payment_token", "message": exc.message}],
+            instance="/orders",
+        )
+        response = StoredResponse(402, {"content-type": PROBLEM_JSON}, declined.body())
+        await idempotency.record_response(session, key, response)
+        await session.commit()
+        return response
+
+    order = _new_order(claim.order_id, cart, priced, settings.secret_key)
+    session.add(order)
+    await session.flush()  # the order row first: its number comes back from the sequence
+    assert order.number is not None
+    session.add_all(_order_rows(order, cart, priced, auth, gateway.name, settings.secret_key))
+    body = OrderAccepted(
+        id=order.id,
+        number=order.number,
+        status=order.status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        tax=order.tax,
+        total=order.total,
+        status_url=f"/orders/{order.id}",
+        events_url=f"/orders/{order.id}/events",
+        access_token="",
+    ).model_dump(mode="json", exclude={"access_token"})
+    response = StoredResponse(
+        202,
+        {"location": f"/orders/{order.id}", "retry-after": str(settings.order_retry_after_s)},
+        body,
+    )
+    await idempotency.record_response(session, key, response)
+    await session.commit()
+    return response
+
+
+async def _catalog_prices(session: AsyncSession, skus: list[str]) -> dict[str, CatalogPrice]:
+    rows = await session.exec(
+        select(Product.sku, Product.name, Product.unit_price, Product.currency).where(
+            col(Product.sku).in_(skus)
+        )
+    )
+    return {sku: CatalogPrice(name, price, currency) for sku, name, price, currency in rows}
+
+
+def _new_order(
+    order_id: uuid.UUID, cart: OrderCreate, priced: PricedOrder, secret_key: str
+) -> Order:
+    address = cart.shipping_address
+    return Order(
+        id=order_id,
+        status=OrderStatus.PENDING,
+        customer_email=str(cart.customer.email),
+        customer_name=cart.customer.name,
+        shipping_name=address.name,
+        shipping_line1=address.line1,
+        shipping_line2=address.line2,
+        shipping_city=address.city,
+        shipping_postal_code=address.postal_code,
+        shipping_country=address.country,
+        currency=priced.currency,
+        subtotal=priced.subtotal,
+        tax=priced.tax,
+        total=priced.total,
+        access_token_hash=hash_access_token(access_token_for(order_id, secret_key)),
+    )
+
+
+def _order_rows(
+    order: Order,
+    cart: OrderCreate,
+    priced: PricedOrder,
+    auth: Authorization,
+    gateway_name: str,
+    secret_key: str,
+) -> list[Any]:
+    lines = [
+        OrderLine(
+            order_id=order.id,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            line_total=line.line_total,
+        )
+        for line in priced.lines
+    ]
+    payment = Payment(
+        order_id=order.id,
+        gateway=gateway_name,
+        authorization_id=auth.id,
+        amount=auth.amount,
+        currency=auth.currency,
+        token_fingerprint=token_fingerprint(cart.payment_token, secret_key),
+        card_brand=auth.card_brand,
+        card_last4=auth.card_last4,
+    )
+    placed = OrderEvent(
+        order_id=order.id,
+        seq=1,
+        type="order.placed",
+        data={"number": order.number, "total": order.total, "currency": order.currency},
+    )
+    outbox = Outbox(kind=FULFIL_ORDER, payload={"order_id": str(order.id)})
+    return [*lines, payment, placed, outbox]
+
+
+async def find_order(session: AsyncSession, order_id: uuid.UUID, token: str | None) -> Order | None:
+    """The order if `token` is its access token; a wrong token looks like an unknown id."""
+    order = await session.get(Order, order_id)
+    if order is None or token is None:
+        return None
+    if not hmac.compare_digest(order.access_token_hash, hash_access_token(token)):
+        return None
+    return order
+
+
+async def order_details(
+    session: AsyncSession, order_id: uuid.UUID
+) -> tuple[list[OrderLine], Payment | None]:
+    lines = await session.exec(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
+    )
+    payment = await session.exec(select(Payment).where(Payment.order_id == order_id))
+    return list(lines), payment.first()
+
+
+async def order_events(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:
+    rows = await session.exec(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.seq))
+    )
+    return list(rows)

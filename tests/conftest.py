@@ -1,0 +1,124 @@
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from orders.config import Settings
+from orders.main import create_app
+from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, start_server
+
+TABLES = 'idempotency_key, outbox, order_event, payment, order_line, "order", product'
+
+PRODUCTS = [
+    # sku, name, unit price, currency, on hand
+    ("MUG-001", "Enamel camp mug", 1_450, "EUR", 500),
+    ("NB-A5", "Dot-grid notebook A5", 1_200, "EUR", 1_000),
+    ("TEE-USD", "US tee", 2_000, "USD", 10),
+]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    migrate(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain connection to the test database, emptied and stocked before each test."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        conn.execute("ALTER SEQUENCE order_number_seq RESTART")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO product (sku, name, unit_price, currency, stock_on_hand,"
+                " stock_reserved, updated_at) VALUES (%s, %s, %s, %s, %s, 0, now())",
+                PRODUCTS,
+            )
+        yield conn
+
+
+def count(db: psycopg.Connection[Any], table: str) -> int:
+    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def test_settings(database_url: str) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database_url,
+            "secret_key": "test-secret",
+            "idempotency_purge_interval_s": 3600,
+        }
+        return Settings(**(values | overrides))
+
+    return build
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(
+    db: psycopg.Connection[Any], test_settings: Callable[..., Settings]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with the in-process sandbox gateway."""
+    async with running_app(test_settings()) as c:
+        yield c
+
+
+class FakeGateway:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def configure(self, **behaviour: Any) -> None:
+        httpx.put(f"{self.url}/_admin/config", json=behaviour).raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        response = httpx.get(f"{self.url}/_admin/stats")
+        response.raise_for_status()
+        result: dict[str, int] = response.json()
+        return result
+
+
+@pytest.fixture(scope="session")
+def fake_gateway_server() -> Iterator[FakeGateway]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(["-m", "fakes.gateway", "--port", str(port)], f"{url}/_admin/stats")
+    yield FakeGateway(url)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def fake_gateway(fake_gateway_server: FakeGateway) -> FakeGateway:
+    httpx.post(f"{fake_gateway_server.url}/_admin/reset").raise_for_status()
+    return fake_gateway_server
+
+
+@pytest.fixture
+async def http_gateway_client(
+    db: psycopg.Connection[Any], test_settings: Callable[..., Settings], fake_gateway: FakeGateway
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API talking to the fake card gateway over loopback HTTP."""
+    settings = test_settings(
+        payment_gateway="http",
+        payment_gateway_url=fake_gateway.url,
+        payment_read_timeout_s=0.5,
+        payment_connect_timeout_s=0.5,
+    )
+    async with running_app(settings) as c:
+        yield c

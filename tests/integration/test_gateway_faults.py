@@ -1,0 +1,69 @@
+"""The HTTP card gateway over loopback: success, timeouts and 5xx write nothing and answer 503."""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from tests.conftest import count, running_app
+from tests.integration.test_checkout import assert_nothing_written, assert_problem
+from tests.support import free_port, make_cart, new_key
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_authorizes_through_the_http_gateway(http_gateway_client, db, fake_gateway):
+    response = await http_gateway_client.post("/orders", json=make_cart(), headers=new_key())
+    assert response.status_code == 202, response.text
+    assert fake_gateway.stats()["authorizations"] == 1
+    payment = db.execute("SELECT gateway, card_brand, card_last4, amount FROM payment").fetchone()
+    assert payment == ("http", "visa", "4242", 4_920)
+
+
+async def test_http_gateway_decline_is_402(http_gateway_client, db, fake_gateway):
+    cart = make_cart(payment_token="tok_insufficientFunds")
+    response = await http_gateway_client.post("/orders", json=cart, headers=new_key())
+    assert assert_problem(response, 402, "payment_token")["decline_code"] == "insufficient_funds"
+    assert count(db, '"order"') == 0
+
+
+async def test_gateway_timeout_is_503_with_retry_after_and_writes_nothing(
+    http_gateway_client, db, fake_gateway
+):
+    fake_gateway.configure(latency_ms=2_000)  # the client reads for 0.5 s at most
+    key = new_key()
+    response = await http_gateway_client.post("/orders", json=make_cart(), headers=key)
+    assert_problem(response, 503)
+    assert int(response.headers["retry-after"]) > 0
+    assert_nothing_written(db)
+
+    # The gateway finished the authorization after we gave up on it...
+    await wait_for(lambda: fake_gateway.stats()["authorizations"] == 1)
+    fake_gateway.configure(latency_ms=0)
+    retry = await http_gateway_client.post("/orders", json=make_cart(), headers=key)
+    assert retry.status_code == 202
+    assert count(db, '"order"') == 1
+    # ...and the retry with the same key found it instead of charging the card twice.
+    assert fake_gateway.stats()["authorizations"] == 1
+
+
+async def test_gateway_5xx_is_503_and_writes_nothing(http_gateway_client, db, fake_gateway):
+    fake_gateway.configure(failure_rate=1.0, failure_status=502)
+    response = await http_gateway_client.post("/orders", json=make_cart(), headers=new_key())
+    assert_problem(response, 503)
+    assert_nothing_written(db)
+    assert fake_gateway.stats()["authorizations"] == 0
+
+
+async def test_unreachable_gateway_is_503(db, test_settings):
+    settings = test_settings(
+        payment_gateway="http", payment_gateway_url=f"http://127.0.0.1:{free_port()}"
+    )
+    async with running_app(settings) as client:
+        response = await client.post("/orders", json=make_cart(), headers=new_key())
+    assert_problem(response, 503)
+    assert_nothing_written(db)
