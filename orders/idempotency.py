@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders.config import Settings
-from orders.models import IdempotencyKey, IdempotencyStatus, utcnow
+from orders.models import IdempotencyKey, IdempotencyStatus, table, utcnow
 from orders.problems import Problem
 
 UNLOCKED = datetime(2000, 1, 1, tzinfo=UTC)  # a claim locked "then" is free to take over
@@ -67,7 +67,7 @@ async def claim(
     for _ in range(2):  # a second pass only after deleting an expired record
         now = utcnow()
         stmt = (
-            _insert(session)(IdempotencyKey)
+            _insert(session)(table(IdempotencyKey))
             .values(
                 key=key,
                 request_hash=fingerprint,
@@ -77,7 +77,7 @@ async def claim(
                 locked_at=now,
             )
             .on_conflict_do_nothing()
-            .returning(IdempotencyKey.order_id)
+            .returning(table(IdempotencyKey).c.order_id)
         )
         order_id = (await session.exec(stmt)).scalar_one_or_none()
         if order_id is not None:
@@ -142,9 +142,10 @@ async def _take_over(session: AsyncSession, key: str, seen_lock: datetime, now: 
 
 async def record_response(session: AsyncSession, key: str, response: StoredResponse) -> None:
     """Store the final response, in the transaction that made it (the caller commits)."""
+    keys = table(IdempotencyKey)
     await session.exec(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.key == key)  # type: ignore[arg-type]
+        update(keys)
+        .where(keys.c.key == key)
         .values(
             status=IdempotencyStatus.COMPLETED,
             response_status=response.status,

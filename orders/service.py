@@ -5,8 +5,8 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +20,10 @@ from orders.models import (
     OrderStatus,
     Outbox,
     Payment,
+    PaymentStatus,
     Product,
+    table,
+    utcnow,
 )
 from orders.payments import (
     Authorization,
@@ -137,26 +140,23 @@ async def _authorize_and_write(
         await session.commit()
         return response
 
-    order = _new_order(claim.order_id, cart, priced, settings.secret_key)
-    session.add(order)
-    await session.flush()  # the order row first: its number comes back from the sequence
-    assert order.number is not None
-    session.add_all(_order_rows(order, cart, priced, auth, gateway.name, settings.secret_key))
+    order_id = claim.order_id
+    number = await _write_order(session, order_id, cart, priced, auth, gateway.name, settings)
     body = OrderAccepted(
-        id=order.id,
-        number=order.number,
-        status=order.status,
-        currency=order.currency,
-        subtotal=order.subtotal,
-        tax=order.tax,
-        total=order.total,
-        status_url=f"/orders/{order.id}",
-        events_url=f"/orders/{order.id}/events",
+        id=order_id,
+        number=number,
+        status=OrderStatus.PENDING,
+        currency=priced.currency,
+        subtotal=priced.subtotal,
+        tax=priced.tax,
+        total=priced.total,
+        status_url=f"/orders/{order_id}",
+        events_url=f"/orders/{order_id}/events",
         access_token="",
     ).model_dump(mode="json", exclude={"access_token"})
     response = StoredResponse(
         202,
-        {"location": f"/orders/{order.id}", "retry-after": str(settings.order_retry_after_s)},
+        {"location": f"/orders/{order_id}", "retry-after": str(settings.order_retry_after_s)},
         body,
     )
     await idempotency.record_response(session, key, response)
@@ -173,66 +173,92 @@ async def _catalog_prices(session: AsyncSession, skus: list[str]) -> dict[str, C
     return {sku: CatalogPrice(name, price, currency) for sku, name, price, currency in rows}
 
 
-def _new_order(
-    order_id: uuid.UUID, cart: OrderCreate, priced: PricedOrder, secret_key: str
-) -> Order:
-    address = cart.shipping_address
-    return Order(
-        id=order_id,
-        status=OrderStatus.PENDING,
-        customer_email=str(cart.customer.email),
-        customer_name=cart.customer.name,
-        shipping_name=address.name,
-        shipping_line1=address.line1,
-        shipping_line2=address.line2,
-        shipping_city=address.city,
-        shipping_postal_code=address.postal_code,
-        shipping_country=address.country,
-        currency=priced.currency,
-        subtotal=priced.subtotal,
-        tax=priced.tax,
-        total=priced.total,
-        access_token_hash=hash_access_token(access_token_for(order_id, secret_key)),
-    )
-
-
-def _order_rows(
-    order: Order,
+async def _write_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
     cart: OrderCreate,
     priced: PricedOrder,
     auth: Authorization,
     gateway_name: str,
-    secret_key: str,
-) -> list[Any]:
-    lines = [
-        OrderLine(
-            order_id=order.id,
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            line_total=line.line_total,
+    settings: Settings,
+) -> int:
+    """Order, lines, payment, first event and outbox row: one statement each, in the caller's
+    transaction. Core inserts, not ORM objects: this is the hot path of checkout."""
+    now = utcnow()
+    address = cart.shipping_address
+    number: int = (
+        await session.exec(
+            insert(table(Order))
+            .values(
+                id=order_id,
+                status=OrderStatus.PENDING,
+                customer_email=str(cart.customer.email),
+                customer_name=cart.customer.name,
+                shipping_name=address.name,
+                shipping_line1=address.line1,
+                shipping_line2=address.line2,
+                shipping_city=address.city,
+                shipping_postal_code=address.postal_code,
+                shipping_country=address.country,
+                currency=priced.currency,
+                subtotal=priced.subtotal,
+                tax=priced.tax,
+                total=priced.total,
+                access_token_hash=hash_access_token(
+                    access_token_for(order_id, settings.secret_key)
+                ),
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(col(Order.number))
         )
-        for line in priced.lines
-    ]
-    payment = Payment(
-        order_id=order.id,
-        gateway=gateway_name,
-        authorization_id=auth.id,
-        amount=auth.amount,
-        currency=auth.currency,
-        token_fingerprint=token_fingerprint(cart.payment_token, secret_key),
-        card_brand=auth.card_brand,
-        card_last4=auth.card_last4,
+    ).scalar_one()
+    await session.exec(
+        insert(table(OrderLine)).values(
+            [
+                {
+                    "order_id": order_id,
+                    "sku": line.sku,
+                    "name": line.name,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "line_total": line.line_total,
+                }
+                for line in priced.lines
+            ]
+        )
     )
-    placed = OrderEvent(
-        order_id=order.id,
-        seq=1,
-        type="order.placed",
-        data={"number": order.number, "total": order.total, "currency": order.currency},
+    await session.exec(
+        insert(table(Payment)).values(
+            order_id=order_id,
+            gateway=gateway_name,
+            authorization_id=auth.id,
+            status=PaymentStatus.AUTHORIZED,
+            amount=auth.amount,
+            currency=auth.currency,
+            token_fingerprint=token_fingerprint(cart.payment_token, settings.secret_key),
+            card_brand=auth.card_brand,
+            card_last4=auth.card_last4,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    outbox = Outbox(kind=FULFIL_ORDER, payload={"order_id": str(order.id)})
-    return [*lines, payment, placed, outbox]
+    await session.exec(
+        insert(table(OrderEvent)).values(
+            order_id=order_id,
+            seq=1,
+            type="order.placed",
+            data={"number": number, "total": priced.total, "currency": priced.currency},
+            occurred_at=now,
+        )
+    )
+    await session.exec(
+        insert(table(Outbox)).values(
+            kind=FULFIL_ORDER, payload={"order_id": str(order_id)}, created_at=now
+        )
+    )
+    return number
 
 
 async def find_order(session: AsyncSession, order_id: uuid.UUID, token: str | None) -> Order | None:
