@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Index,
+    LargeBinary,
     Sequence,
     Table,
     UniqueConstraint,
@@ -112,9 +113,17 @@ class Order(SQLModel, table=True):
     currency: str = Field(max_length=3)
     subtotal: int
     tax: int
+    tax_rate_bps: int = Field(description="The rate applied at checkout, for the invoice.")
     total: int
     access_token_hash: str = Field(max_length=64)
     version: int = 1
+    # Fulfilment bookkeeping: which step is running and how often it was delivered (a poison
+    # order is recognised by its count), where it failed and why, when the warehouse heard of it.
+    step: str | None = Field(default=None, max_length=32)
+    step_attempts: int = 0
+    failed_step: str | None = Field(default=None, max_length=32)
+    failure_reason: str | None = Field(default=None, max_length=1000)
+    warehouse_synced_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -145,6 +154,40 @@ class Payment(SQLModel, table=True):
     card_last4: str | None = Field(default=None, max_length=4)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class StockReservation(SQLModel, table=True):
+    """One per order line: the unique key makes a second reservation of a line impossible."""
+
+    __tablename__ = "stock_reservation"
+    __table_args__ = (UniqueConstraint("order_id", "sku"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
+    sku: str = Field(foreign_key="product.sku", max_length=64)
+    quantity: int
+    created_at: datetime = _timestamp()
+
+
+class Invoice(SQLModel, table=True):
+    """Numbered first (short transaction), rendered after: a number is never lost or reused."""
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE", unique=True)
+    number: int = Field(unique=True)
+    issued_at: datetime = _timestamp()
+    pdf: bytes | None = Field(default=None, sa_type=LargeBinary)
+    sha256: str | None = Field(default=None, max_length=64)
+    rendered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """A single row; its row lock serialises numbering and a rollback gives the number back."""
+
+    __tablename__ = "invoice_counter"
+
+    id: int = Field(default=1, primary_key=True)
+    last_number: int = 0
 
 
 class OrderEvent(SQLModel, table=True):

@@ -43,8 +43,7 @@ from orders.pricing import (
 )
 from orders.problems import PROBLEM_JSON, Problem, invalid, service_unavailable
 from orders.schemas import OrderAccepted, OrderCreate
-
-FULFIL_ORDER = "fulfil_order"  # the outbox kind the relay turns into the fulfilment chain
+from orders.states import FULFIL_ORDER, Step
 
 
 @dataclass(frozen=True)
@@ -203,6 +202,7 @@ async def _write_order(
                 currency=priced.currency,
                 subtotal=priced.subtotal,
                 tax=priced.tax,
+                tax_rate_bps=settings.tax_rate_bps,
                 total=priced.total,
                 access_token_hash=hash_access_token(
                     access_token_for(order_id, settings.secret_key)
@@ -255,7 +255,9 @@ async def _write_order(
     )
     await session.exec(
         insert(table(Outbox)).values(
-            kind=FULFIL_ORDER, payload={"order_id": str(order_id)}, created_at=now
+            kind=FULFIL_ORDER,
+            payload={"order_id": str(order_id), "from_step": Step.RESERVE_INVENTORY},
+            created_at=now,
         )
     )
     return number

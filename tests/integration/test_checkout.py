@@ -68,7 +68,7 @@ async def test_checkout_answers_202_and_writes_the_order_in_one_go(client, db):
     events = db.execute("SELECT seq, type FROM order_event").fetchall()
     assert events == [(1, "order.placed")]
     outbox = db.execute("SELECT kind, payload FROM outbox").fetchall()
-    assert outbox == [("fulfil_order", {"order_id": body["id"]})]
+    assert outbox == [("fulfil_order", {"order_id": body["id"], "from_step": "reserve_inventory"})]
     assert db.execute("SELECT status FROM idempotency_key").fetchall() == [("completed",)]
 
 

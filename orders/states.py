@@ -1,0 +1,85 @@
+"""The order's life after checkout: which step moves it from which status to which. Plain Python,
+shared by the web side (retry from a failed step) and the worker side (run a step)."""
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select
+
+from orders.models import OrderEvent, OrderStatus, table, utcnow
+
+
+class Step(StrEnum):
+    RESERVE_INVENTORY = "reserve_inventory"
+    CAPTURE_PAYMENT = "capture_payment"
+    RENDER_INVOICE = "render_invoice"
+    NOTIFY = "notify"
+
+
+STEPS = tuple(Step)
+# The status an order must have for a step to run, and the status the step leaves it in.
+STATUS_BEFORE = {
+    Step.RESERVE_INVENTORY: OrderStatus.PENDING,
+    Step.CAPTURE_PAYMENT: OrderStatus.RESERVED,
+    Step.RENDER_INVOICE: OrderStatus.PAID,
+    Step.NOTIFY: OrderStatus.INVOICED,
+}
+STATUS_AFTER = {
+    Step.RESERVE_INVENTORY: OrderStatus.RESERVED,
+    Step.CAPTURE_PAYMENT: OrderStatus.PAID,
+    Step.RENDER_INVOICE: OrderStatus.INVOICED,
+    Step.NOTIFY: OrderStatus.COMPLETED,
+}
+EVENT_AFTER = {
+    Step.RESERVE_INVENTORY: "order.reserved",
+    Step.CAPTURE_PAYMENT: "order.paid",
+    Step.RENDER_INVOICE: "order.invoiced",
+    Step.NOTIFY: "order.completed",
+}
+PROGRESS = (
+    OrderStatus.PENDING,
+    OrderStatus.RESERVED,
+    OrderStatus.PAID,
+    OrderStatus.INVOICED,
+    OrderStatus.COMPLETED,
+)
+FULFIL_ORDER = "fulfil_order"  # outbox kind: payload {"order_id", "from_step"}
+
+
+class Next(StrEnum):
+    RUN = "run"  # the step's effect is not there yet
+    DONE = "done"  # a redelivery: the step already happened, the chain goes on
+    STOP = "stop"  # cancelled or failed: the rest of the chain must not run
+
+
+def next_for(status: OrderStatus, step: Step) -> Next:
+    if status == STATUS_BEFORE[step]:
+        return Next.RUN
+    if status in PROGRESS and PROGRESS.index(status) > PROGRESS.index(STATUS_BEFORE[step]):
+        return Next.DONE
+    return Next.STOP
+
+
+def steps_from(step: Step) -> tuple[Step, ...]:
+    return STEPS[STEPS.index(step) :]
+
+
+def append_event(order_id: Any, type_: str, data: dict[str, Any]) -> Any:
+    """INSERT of the order's next event (seq = last + 1). Run it while holding the order's row lock;
+    the unique (order_id, seq) catches anyone who does not."""
+    events = table(OrderEvent)
+    next_seq = (
+        select(func.coalesce(func.max(events.c.seq), 0) + 1)
+        .where(events.c.order_id == order_id)
+        .scalar_subquery()
+    )
+    return insert(events).from_select(
+        ["order_id", "seq", "type", "data", "occurred_at"],
+        select(
+            literal(order_id, events.c.order_id.type),
+            next_seq,
+            literal(type_),
+            literal(data, events.c.data.type),
+            literal(utcnow(), events.c.occurred_at.type),
+        ),
+    )
