@@ -15,7 +15,11 @@ DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders_test
 PORT ?= 8000
 
-.PHONY: help install test lint fmt typecheck services migrate migration seed serve gateway clean
+WORKER_QUEUES ?= orders,invoices
+WORKER_CONCURRENCY ?= 2
+
+.PHONY: help install system-deps test lint fmt typecheck services migrate migration seed serve \
+	worker relay gateway clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,7 +32,18 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed  ## create .venv and install from uv.lock
+install: $(VENV)/.installed system-deps  ## create .venv and install from uv.lock
+
+# WeasyPrint needs Pango; HarfBuzz-Subset makes its font subsetting several times faster.
+SYSTEM_LIBS := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
+	libharfbuzz-subset.so.0:libharfbuzz-subset0
+system-deps:  ## the system libraries WeasyPrint needs (installed with apt-get when root)
+	@missing=""; for pair in $(SYSTEM_LIBS); do \
+	  ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "WeasyPrint needs:$$missing (apt-get install$$missing)"; exit 1; fi; fi
 
 services: install  ## check that PostgreSQL and RabbitMQ answer (CI=true also starts them)
 	$(BIN)/python scripts/check_services.py $(if $(CI),--start)
@@ -46,6 +61,13 @@ seed: migrate  ## load the sample catalog (products with stock)
 
 serve: migrate  ## run the API on http://127.0.0.1:$(PORT)
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/uvicorn orders.main:app --host 127.0.0.1 --port $(PORT)
+
+worker: migrate  ## a Celery worker for the order steps and invoices (WORKER_QUEUES, WORKER_CONCURRENCY)
+	DATABASE_URL=$(DATABASE_URL) $(BIN)/celery -A fulfillment.celery_app worker \
+	  -Q $(WORKER_QUEUES) --concurrency $(WORKER_CONCURRENCY) --loglevel INFO
+
+relay: migrate  ## the outbox relay: publishes committed outbox rows to RabbitMQ
+	DATABASE_URL=$(DATABASE_URL) $(BIN)/python -m fulfillment.relay
 
 gateway: install  ## run the fake card gateway on http://127.0.0.1:8099
 	$(BIN)/python -m fakes.gateway --port 8099

@@ -23,6 +23,7 @@ CARDS = {
     "tok_visa_debit": ("visa", "5556"),
     "tok_mastercard": ("mastercard", "4444"),
     "tok_amex": ("amex", "8431"),
+    "tok_chargeCustomerFail": ("visa", "0341"),  # authorizes, then the capture is declined
 }
 DECLINES = {
     "tok_chargeDeclined": ("card_declined", "Your card was declined."),
@@ -48,6 +49,7 @@ class Ledger:
     authorizations: dict[str, dict[str, Any]] = field(default_factory=dict)
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
+    tokens: dict[str, str] = field(default_factory=dict)  # authorization id -> token
     requests: int = 0
     captures: int = 0
     voids: int = 0
@@ -114,6 +116,7 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
                 "card": {"brand": brand, "last4": last4},
             }
             book.authorizations[auth["id"]] = auth
+            book.tokens[auth["id"]] = body.token
             return 201, auth
 
         return await once(idempotency_key, make)
@@ -126,6 +129,8 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             auth = book.authorizations.get(auth_id)
             if auth is None or action not in ("capture", "void"):
                 return 404, {"error": {"code": "resource_missing"}}
+            if action == "capture" and book.tokens[auth_id] == "tok_chargeCustomerFail":
+                return 402, {"error": {"type": "card_error", "code": "card_declined"}}
             wanted = "captured" if action == "capture" else "voided"
             if auth["status"] not in ("authorized", wanted):
                 return 409, {"error": {"code": f"already_{auth['status']}"}}

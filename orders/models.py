@@ -66,6 +66,7 @@ class OrderStatus(StrEnum):
 class PaymentStatus(StrEnum):
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
+    DECLINED = "declined"  # the capture was refused
     VOIDED = "voided"
 
 

@@ -59,12 +59,16 @@ SANDBOX_CARDS: dict[str, tuple[str, str]] = {
     "tok_visa_debit": ("visa", "5556"),
     "tok_mastercard": ("mastercard", "4444"),
     "tok_amex": ("amex", "8431"),
+    "tok_chargeCustomerFail": ("visa", "0341"),  # authorizes, then the capture is declined
 }
 SANDBOX_DECLINES: dict[str, tuple[str, str]] = {
     "tok_chargeDeclined": ("card_declined", "Your card was declined."),
     "tok_insufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
     "tok_expiredCard": ("expired_card", "Your card has expired."),
 }
+
+
+CAPTURE_FAILS_TOKEN = "tok_chargeCustomerFail"  # noqa: S105 - a public test token
 
 
 class SandboxGateway:
@@ -85,7 +89,9 @@ class SandboxGateway:
         if token not in SANDBOX_CARDS:
             raise InvalidPaymentToken(f"No such token: {token}")
         brand, last4 = SANDBOX_CARDS[token]
-        auth = Authorization(f"auth_{uuid.uuid4().hex}", amount, currency, brand, last4)
+        # The worker-side sandbox reads the capture outcome back from the id.
+        prefix = "auth_capturefail_" if token == CAPTURE_FAILS_TOKEN else "auth_"
+        auth = Authorization(f"{prefix}{uuid.uuid4().hex}", amount, currency, brand, last4)
         self._seen[idempotency_key] = auth
         return auth
 

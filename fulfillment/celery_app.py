@@ -1,0 +1,42 @@
+"""The Celery app: `celery -A fulfillment.celery_app worker`. At-least-once delivery by design;
+the steps make redelivery harmless."""
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from fulfillment.config import settings
+
+ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE = "orders", "invoices", "webhooks"
+
+app = Celery("fulfillment", broker=settings.broker_url, include=["fulfillment.tasks"])
+app.conf.update(
+    # Messages: JSON only, ids not objects.
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,  # state lives in PostgreSQL, not in a result backend
+    # At least once: ack after the step committed; a lost worker puts the message back.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_transport_options={"confirm_publish": True},
+    broker_connection_retry_on_startup=True,
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+    # Below RabbitMQ's consumer_timeout (30 min), which would otherwise close the channel.
+    task_soft_time_limit=settings.task_soft_time_limit_s,
+    task_time_limit=settings.task_time_limit_s,
+    worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+    worker_max_memory_per_child=settings.worker_max_memory_per_child_kb,
+    # Durable classic queues, one per kind of work (see the README on classic vs quorum).
+    task_queues=[
+        Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
+        for name in (ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE)
+    ],
+    task_default_queue=ORDERS_QUEUE,
+    task_routes={
+        "fulfillment.render_invoice": {"queue": INVOICES_QUEUE},
+        "fulfillment.*": {"queue": ORDERS_QUEUE},
+    },
+    task_create_missing_queues=False,
+    worker_hijack_root_logger=False,
+)

@@ -1,0 +1,50 @@
+"""Settings of the worker side (workers and relay), read from the environment (and `.env`)."""
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
+    db_pool_size: int = 5
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+
+    payment_gateway: Literal["sandbox", "http"] = "sandbox"
+    payment_gateway_url: str = "http://127.0.0.1:8099"
+    payment_gateway_api_key: str = "sk_test_local"
+    payment_connect_timeout_s: float = 1.0
+    payment_read_timeout_s: float = 5.0
+
+    warehouse_url: str | None = None
+    warehouse_timeout_s: float = 5.0
+
+    # Retries of a step on a transient fault (gateway timeout, 5xx): backoff with jitter.
+    step_max_retries: int = 5
+    step_retry_backoff_max_s: int = 60
+    # A message delivered this often for one step is a poison message: the order is failed.
+    step_max_deliveries: int = 5
+    # Below RabbitMQ's consumer_timeout (30 min by default), so the broker never drops a worker.
+    task_soft_time_limit_s: int = 120
+    task_time_limit_s: int = 180
+    # WeasyPrint's memory grows with use; a child process is replaced after this much work.
+    worker_max_tasks_per_child: int = 500
+    worker_max_memory_per_child_kb: int = 400_000
+
+    relay_batch_size: int = 100
+    relay_poll_interval_s: float = 1.0
+    relay_max_backoff_s: float = 10.0
+
+    shop_name: str = "Reference Shop Ltd"
+    shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"
+    shop_vat_id: str = "GB123456789"
+    shop_email: str = "billing@shop.example"
+
+    # Fault injection for the poison-message test: a step of an order holding this SKU kills its
+    # worker process. Empty (off) everywhere else.
+    crash_on_sku: str = ""
+
+
+settings = Settings()

@@ -1,0 +1,137 @@
+"""The outbox relay (`make relay`): publishes committed outbox rows to RabbitMQ, then marks them.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED, so two relays never publish the same row; each
+message waits for the broker's publisher confirm. A crash between publishing and marking means the
+row is published again later, never lost; the steps make that second message harmless. The relay
+wakes on PostgreSQL NOTIFY (a trigger on outbox) and polls as a fallback.
+"""
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from celery import chain
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+
+from fulfillment.celery_app import app
+from fulfillment.config import Settings, settings
+from fulfillment.db import make_engine, make_sessionmaker
+from fulfillment.steps import VOID_PAYMENT
+from orders.models import Outbox, table, utcnow
+from orders.states import FULFIL_ORDER, Step, steps_from
+
+log = logging.getLogger("fulfillment.relay")
+
+
+def publish(row: Outbox) -> None:
+    """One outbox row -> one message, confirmed by the broker before this returns."""
+    order_id = row.payload["order_id"]
+    if row.kind == FULFIL_ORDER:
+        first = Step(row.payload.get("from_step", Step.RESERVE_INVENTORY))
+        signatures = [
+            app.signature(f"fulfillment.{step}", args=(order_id,), immutable=True)
+            for step in steps_from(first)
+        ]
+        chain(*signatures).apply_async()
+    elif row.kind == VOID_PAYMENT:
+        app.send_task("fulfillment.void_payment", args=(order_id,))
+    else:
+        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
+        raise ValueError(row.kind)
+
+
+def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
+    """Publish up to `size` unpublished rows; returns how many were published."""
+    with sessions() as session:
+        rows = session.exec(
+            select(Outbox)
+            .where(col(Outbox.published_at).is_(None))
+            .order_by(col(Outbox.id))
+            .limit(size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        published: list[int] = []
+        try:
+            for row in rows:
+                publish(row)
+                assert row.id is not None
+                published.append(row.id)
+        finally:
+            if published:  # mark what reached the broker, even if a later row did not
+                outbox = table(Outbox)
+                session.exec(
+                    update(outbox).where(outbox.c.id.in_(published)).values(published_at=utcnow())
+                )
+                session.commit()
+        return len(published)
+
+
+class Relay:
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.sessions = make_sessionmaker(make_engine(config, "orders-relay"))
+        self.stopping = False
+        self.outage_since: float | None = None
+        self.listener: psycopg.Connection[Any] | None = None
+
+    def _listen(self) -> None:
+        url = make_url(self.config.database_url)
+        if not url.drivername.startswith("postgresql"):
+            return  # other databases: polling only
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.listener = psycopg.connect(dsn, autocommit=True)
+        self.listener.execute("LISTEN outbox")
+
+    def _wait_for_work(self, timeout_s: float) -> None:
+        if self.listener is None:
+            time.sleep(timeout_s)
+            return
+        for _ in self.listener.notifies(timeout=timeout_s, stop_after=1):
+            pass
+
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        self._listen()
+        backoff = 0.0
+        log.info("relay started; broker %s", app.conf.broker_url.split("@")[-1])
+        while not (self.stopping or until()):
+            try:
+                while (
+                    relay_batch(self.sessions, self.config.relay_batch_size)
+                    == self.config.relay_batch_size
+                ):
+                    pass
+            except (BrokerError, ConnectionError, OSError) as exc:
+                if self.outage_since is None:
+                    self.outage_since = time.monotonic()
+                    log.warning("broker unreachable, outbox rows wait: %r", exc)
+                backoff = min(self.config.relay_max_backoff_s, max(0.2, backoff * 2))
+                time.sleep(backoff)
+                continue
+            if self.outage_since is not None:
+                log.warning(
+                    "broker back after %.1f s; catching up", time.monotonic() - self.outage_since
+                )
+                self.outage_since, backoff = None, 0.0
+            self._wait_for_work(self.config.relay_poll_interval_s)
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    relay = Relay(settings)
+    signal.signal(signal.SIGTERM, relay.stop)
+    signal.signal(signal.SIGINT, relay.stop)
+    relay.run()
+
+
+if __name__ == "__main__":
+    main()
