@@ -23,9 +23,8 @@ from sqlmodel import Session, col, select
 from fulfillment.celery_app import app
 from fulfillment.config import Settings, settings
 from fulfillment.db import make_engine, make_sessionmaker
-from fulfillment.steps import VOID_PAYMENT
 from orders.models import Outbox, table, utcnow
-from orders.states import FULFIL_ORDER, Step, steps_from
+from orders.states import FULFIL_ORDER, VOID_PAYMENT, Step, steps_from
 
 log = logging.getLogger("fulfillment.relay")
 

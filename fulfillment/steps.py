@@ -1,9 +1,10 @@
 """The fulfilment steps as plain functions: load by id, skip what is done, do it, commit status and
 event together. Celery tasks (fulfillment.tasks) are thin wrappers; tests call these directly too.
 
-Each step first counts its delivery in a short transaction of its own, so a message that kills its
-worker every time is recognised after `step_max_deliveries` and the order is failed instead of
-looping forever. Gateway calls happen outside any transaction, under idempotency keys derived
+Each step first counts its delivery in a short transaction of its own, and a delivery that ends in
+a handled way (success, a scheduled retry) clears the count; so the count is of deliveries that
+crashed their worker, and a message that does so every time is recognised after
+`step_max_deliveries` and fails its order instead of looping forever. Gateway calls happen outside any transaction, under idempotency keys derived
 from the order, so a redelivered step repeats the call without repeating its effect.
 """
 
@@ -41,11 +42,17 @@ from orders.models import (
     table,
     utcnow,
 )
-from orders.states import EVENT_AFTER, STATUS_AFTER, Next, Step, append_event, next_for
+from orders.states import (
+    EVENT_AFTER,
+    STATUS_AFTER,
+    VOID_PAYMENT,
+    Next,
+    Step,
+    append_event,
+    next_for,
+)
 
 log = logging.getLogger(__name__)
-
-VOID_PAYMENT = "void_payment"  # outbox kind: payload {"order_id"}
 
 
 class WarehouseUnavailable(Exception):
@@ -85,7 +92,7 @@ def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
             return decision
         attempts = order.step_attempts + 1 if order.step == step else 1
         if attempts > ctx.settings.step_max_deliveries:
-            reason = f"{step} was delivered {attempts - 1} times without finishing (poison message)"
+            reason = f"{step} crashed its worker {attempts - 1} times (poison message)"
             _fail(session, order, step, reason)
             session.commit()
             log.error("order %s failed: %s", order_id, reason)
@@ -94,6 +101,18 @@ def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
         session.add(order)
         session.commit()
         return Next.RUN
+
+
+def delivery_finished(ctx: Context, order_id: uuid.UUID, step: Step) -> None:
+    """The delivery ended in a handled way (a retry is scheduled): it was no crash."""
+    orders = table(Order)
+    with ctx.sessions() as session:
+        session.exec(
+            update(orders)
+            .where(orders.c.id == order_id, orders.c.step == step)
+            .values(step_attempts=0)
+        )
+        session.commit()
 
 
 def _fail(session: Session, order: Order, step: Step, reason: str) -> None:

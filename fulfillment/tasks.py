@@ -39,6 +39,9 @@ class StepTask(Task):  # type: ignore[misc]
     retry_backoff_max = settings.step_retry_backoff_max_s
     retry_jitter = True
 
+    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        steps.delivery_finished(context(), uuid.UUID(args[0]), self.step)
+
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         log.error("%s gave up on order %s: %r", self.name, args[0], exc)
         steps.mark_failed(context(), uuid.UUID(args[0]), self.step, f"{type(exc).__name__}: {exc}")

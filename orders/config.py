@@ -13,6 +13,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     secret_key: str = PLACEHOLDER_SECRET
+    ops_api_key: str = PLACEHOLDER_SECRET
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
     db_pool_size: int = 10
@@ -41,8 +42,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production":
+            for name in ("secret_key", "ops_api_key"):
+                if getattr(self, name) == PLACEHOLDER_SECRET:
+                    raise ValueError(f"{name.upper()} must be set to a real secret in production")
         return self
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from orders import idempotency
+from orders import idempotency, ops
 from orders.config import Settings, settings
 from orders.db import make_engine, make_sessionmaker
 from orders.limits import BodySizeLimit
@@ -58,6 +58,7 @@ def create_app(s: Settings = settings) -> FastAPI:
     install_problem_handlers(app, s.unavailable_retry_after_s)
     app.add_middleware(BodySizeLimit, max_bytes=s.max_body_bytes)
     app.include_router(router)
+    app.include_router(ops.router)
     return app
 
 

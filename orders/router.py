@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from orders import service
 from orders.dependencies import GatewayDep, OrderDep, SessionDep, SettingsDep
 from orders.models import Product
-from orders.problems import Problem
+from orders.problems import Problem, not_found
 from orders.schemas import (
     Customer,
     OrderAccepted,
@@ -86,6 +86,9 @@ async def place_order(
 @router.get("/orders/{order_id}", response_model=OrderPublic)
 async def get_order(order: OrderDep, session: SessionDep) -> OrderPublic:
     lines, payment = await service.order_details(session, order.id)
+    links = {"self": f"/orders/{order.id}", "events": f"/orders/{order.id}/events"}
+    if await service.invoice_rendered(session, order.id):
+        links["invoice"] = f"/orders/{order.id}/invoice.pdf"
     return OrderPublic(
         id=order.id,
         number=order.number,
@@ -107,7 +110,27 @@ async def get_order(order: OrderDep, session: SessionDep) -> OrderPublic:
         payment=PaymentPublic.model_validate(payment, from_attributes=True) if payment else None,
         created_at=order.created_at,
         updated_at=order.updated_at,
-        links={"self": f"/orders/{order.id}", "events": f"/orders/{order.id}/events"},
+        links=links,
+    )
+
+
+@router.get(
+    "/orders/{order_id}/invoice.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Not rendered yet"}},
+)
+async def get_invoice_pdf(order: OrderDep, session: SessionDep) -> Response:
+    invoice = await service.invoice_of(session, order.id)
+    if invoice is None or invoice.pdf is None:
+        raise not_found("invoice for this order yet")
+    return Response(
+        invoice.pdf,
+        media_type="application/pdf",
+        headers={
+            "content-disposition": f'inline; filename="invoice-{invoice.number}.pdf"',
+            "etag": f'"{invoice.sha256}"',
+            "cache-control": "private, max-age=86400",
+        },
     )
 
 

@@ -14,6 +14,7 @@ from orders import idempotency
 from orders.config import Settings
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
 from orders.models import (
+    Invoice,
     Order,
     OrderEvent,
     OrderLine,
@@ -281,6 +282,21 @@ async def order_details(
     )
     payment = await session.exec(select(Payment).where(Payment.order_id == order_id))
     return list(lines), payment.first()
+
+
+async def invoice_of(session: AsyncSession, order_id: uuid.UUID) -> Invoice | None:
+    result = await session.exec(select(Invoice).where(Invoice.order_id == order_id))
+    return result.first()
+
+
+async def invoice_rendered(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Without loading the PDF."""
+    result = await session.exec(
+        select(Invoice.id).where(
+            Invoice.order_id == order_id, col(Invoice.rendered_at).is_not(None)
+        )
+    )
+    return result.first() is not None
 
 
 async def order_events(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:

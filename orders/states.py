@@ -43,7 +43,11 @@ PROGRESS = (
     OrderStatus.INVOICED,
     OrderStatus.COMPLETED,
 )
-FULFIL_ORDER = "fulfil_order"  # outbox kind: payload {"order_id", "from_step"}
+# Outbox kinds: the seam between the two sides.
+FULFIL_ORDER = "fulfil_order"  # payload {"order_id", "from_step"}: the chain from that step
+VOID_PAYMENT = (
+    "void_payment"  # payload {"order_id"}: release the authorization of a cancelled order
+)
 
 
 class Next(StrEnum):

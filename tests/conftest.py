@@ -1,13 +1,18 @@
 import contextlib
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from kombu.connection import Connection
 
 from orders.config import Settings
 from orders.main import create_app
+from tests.processes import Process, celery_worker, relay
 from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, start_server
 
 TABLES = 'idempotency_key, outbox, order_event, payment, order_line, "order", product'
@@ -17,6 +22,8 @@ PRODUCTS = [
     ("MUG-001", "Enamel camp mug", 1_450, "EUR", 500),
     ("NB-A5", "Dot-grid notebook A5", 1_200, "EUR", 1_000),
     ("TEE-USD", "US tee", 2_000, "USD", 10),
+    ("POSTER-LTD", "Signed poster (limited)", 4_500, "EUR", 10),
+    ("POISON-1", "A product whose invoice crashes the worker", 100, "EUR", 100),
 ]
 
 
@@ -32,6 +39,7 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
         conn.execute("ALTER SEQUENCE order_number_seq RESTART")
+        conn.execute("UPDATE invoice_counter SET last_number = 0")
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO product (sku, name, unit_price, currency, stock_on_hand,"
@@ -54,6 +62,7 @@ def test_settings(database_url: str) -> Callable[..., Settings]:
             "environment": "test",
             "database_url": database_url,
             "secret_key": "test-secret",
+            "ops_api_key": "change-me",
             "idempotency_purge_interval_s": 3600,
         }
         return Settings(**(values | overrides))
@@ -122,3 +131,79 @@ async def http_gateway_client(
     )
     async with running_app(settings) as c:
         yield c
+
+
+TEST_VHOST = "orders_test"
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """A vhost of its own, so the tests never consume a developer's messages."""
+    if shutil.which("rabbitmqctl"):
+        subprocess.run(
+            ["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=False, capture_output=True
+        )
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
+    return "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture
+def broker(broker_url: str) -> str:
+    """Empty queues at the start of each test."""
+    with Connection(broker_url) as connection:
+        channel = connection.channel()
+        for name in ("orders", "invoices", "webhooks"):
+            with contextlib.suppress(Exception):
+                channel.queue_purge(name)
+            channel = connection.channel()
+    return broker_url
+
+
+@pytest.fixture
+def stack_env(database_url: str, broker: str, fake_gateway: FakeGateway) -> dict[str, str]:
+    """The environment of workers and relays: test database, test vhost, the fake gateway."""
+    return {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker,
+        "PAYMENT_GATEWAY": "http",
+        "PAYMENT_GATEWAY_URL": fake_gateway.url,
+        "PAYMENT_READ_TIMEOUT_S": "1",
+        "STEP_MAX_RETRIES": "3",
+        "STEP_RETRY_BACKOFF_MAX_S": "1",
+        "STEP_MAX_DELIVERIES": "3",
+        "CRASH_ON_SKU": "POISON-1",
+        "RELAY_POLL_INTERVAL_S": "0.5",
+        "RELAY_MAX_BACKOFF_S": "1",
+    }
+
+
+WORKER_READY, RELAY_READY = "ready.", "relay started"
+
+
+@pytest.fixture
+def worker_and_relay(
+    stack_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[Process, Process]]:
+    """A Celery worker and a relay, started side by side (each takes seconds to import)."""
+    worker, relay_ = celery_worker(stack_env, tmp_path), relay(stack_env, tmp_path)
+    offsets = worker.spawn(), relay_.spawn()
+    try:
+        worker.wait_ready(WORKER_READY, offsets[0])
+        relay_.wait_ready(RELAY_READY, offsets[1])
+        yield worker, relay_
+    finally:
+        relay_.stop()
+        worker.stop()
+
+
+@pytest.fixture
+async def shop(
+    http_gateway_client: httpx.AsyncClient, worker_and_relay: tuple[Process, Process]
+) -> httpx.AsyncClient:
+    """The whole flow: the API (in process), a relay and a Celery worker (real processes)."""
+    return http_gateway_client

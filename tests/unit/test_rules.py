@@ -120,7 +120,10 @@ async def test_sandbox_gateway_speaks_stripe_test_tokens():
         await gateway.authorize(token="tok_nope", amount=100, currency="EUR", idempotency_key="k3")
 
 
-def test_production_refuses_the_placeholder_secret():
+def test_production_refuses_placeholder_secrets():
     with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(environment="production")
-    assert Settings(environment="production", secret_key="s3cr3t-from-a-vault").secret_key
+        Settings(environment="production", ops_api_key="ops-key-from-a-vault")
+    with pytest.raises(ValidationError, match="OPS_API_KEY"):
+        Settings(environment="production", secret_key="s3cr3t-from-a-vault")
+    real = Settings(environment="production", secret_key="s3cr3t", ops_api_key="0ps-key")
+    assert real.secret_key == "s3cr3t"

@@ -1,0 +1,159 @@
+"""The chain with real processes: API -> outbox -> relay -> RabbitMQ -> Celery worker -> PostgreSQL."""
+
+import asyncio
+
+import pytest
+
+from tests.conftest import count
+from tests.fulfilment_support import (
+    COMPLETED_TIMELINE,
+    event_types,
+    invoice_numbers,
+    pdf_text,
+    place,
+    settle,
+    status_of,
+)
+from tests.processes import wait_until
+
+OPS = {"X-API-Key": "change-me"}
+
+
+def stock(db, sku: str) -> tuple[int, int]:
+    row = db.execute(
+        "SELECT stock_on_hand, stock_reserved FROM product WHERE sku = %s", (sku,)
+    ).fetchone()
+    return row[0], row[1]
+
+
+async def test_an_order_goes_from_pending_to_completed_with_its_invoice(shop, db, fake_gateway):
+    order = await place(shop)
+    assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
+
+    auth = {"Authorization": f"Bearer {order['access_token']}"}
+    view = (await shop.get(order["status_url"], headers=auth)).json()
+    assert view["status"] == "completed"
+    assert view["payment"]["status"] == "captured"
+    assert view["links"]["invoice"] == f"/orders/{order['id']}/invoice.pdf"
+    events = (await shop.get(order["events_url"], headers=auth)).json()
+    assert [e["type"] for e in events] == COMPLETED_TIMELINE
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+
+    response = await shop.get(view["links"]["invoice"], headers=auth)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    pages, text = pdf_text(response.content)
+    assert pages >= 1
+    assert "INV-000001" in text
+    assert "EUR 49.20" in text
+    stored = db.execute("SELECT sha256 FROM invoice").fetchone()
+    assert response.headers["etag"] == f'"{stored[0]}"'
+
+    assert (await shop.get(view["links"]["invoice"])).status_code == 404  # no token
+    assert stock(db, "MUG-001") == (500, 2)
+    assert stock(db, "NB-A5") == (1_000, 1)
+    assert fake_gateway.stats()["captures"] == 1
+
+
+async def test_out_of_stock_cancels_voids_the_authorization_and_leaves_stock_alone(
+    shop, db, fake_gateway
+):
+    order = await place(
+        shop, lines=[{"sku": "MUG-001", "quantity": 1}, {"sku": "POSTER-LTD", "quantity": 11}]
+    )
+    assert (await settle(db, [order["id"]])) == {order["id"]: "cancelled"}
+    wait_until(lambda: fake_gateway.stats()["voids"] == 1, what="the void at the gateway")
+    wait_until(
+        lambda: db.execute("SELECT status FROM payment").fetchone()[0] == "voided",
+        what="the payment to be marked voided",
+    )
+    assert stock(db, "MUG-001") == (500, 0)  # the first line was not kept either: all or none
+    assert stock(db, "POSTER-LTD") == (10, 0)
+    assert count(db, "stock_reservation") == 0
+    assert fake_gateway.stats()["captures"] == 0
+    cancelled = db.execute("SELECT data FROM order_event WHERE type = 'order.cancelled'").fetchone()
+    assert cancelled[0] == {"reason": "out_of_stock", "sku": "POSTER-LTD"}
+
+
+async def test_a_declined_capture_cancels_and_releases_the_stock(shop, db, fake_gateway):
+    order = await place(shop, payment_token="tok_chargeCustomerFail")
+    assert (await settle(db, [order["id"]])) == {order["id"]: "cancelled"}
+    assert event_types(db, order["id"]) == ["order.placed", "order.reserved", "order.cancelled"]
+    assert stock(db, "MUG-001") == (500, 0)
+    assert count(db, "stock_reservation") == 0
+    assert db.execute("SELECT status FROM payment").fetchone()[0] == "declined"
+    assert count(db, "invoice") == 0
+
+
+@pytest.mark.slow
+async def test_two_hundred_orders_racing_for_ten_units_never_oversell(shop, db, fake_gateway):
+    limit = asyncio.Semaphore(20)
+
+    async def one() -> str:
+        async with limit:
+            return str((await place(shop, lines=[{"sku": "POSTER-LTD", "quantity": 1}]))["id"])
+
+    ids = await asyncio.gather(*(one() for _ in range(200)))
+    statuses = await settle(db, ids, timeout_s=240)
+
+    assert sorted(statuses.values()).count("completed") == 10
+    assert sorted(statuses.values()).count("cancelled") == 190
+    assert stock(db, "POSTER-LTD") == (10, 10)
+    assert count(db, "stock_reservation") == 10
+    assert invoice_numbers(db) == list(range(1, 11))
+    assert fake_gateway.stats()["captures"] == 10
+    wait_until(lambda: fake_gateway.stats()["voids"] == 190, timeout_s=120, what="190 voids")
+
+
+async def test_a_failed_step_is_retried_from_where_it_stopped(shop, db, fake_gateway):
+    fake_gateway.configure(failure_rate=1.0)  # the gateway is down: capture exhausts its retries
+    order = await place_after_authorizing(shop, fake_gateway)
+    assert (await settle(db, [order["id"]], timeout_s=90)) == {order["id"]: "failed"}
+    failed = db.execute('SELECT failed_step, failure_reason FROM "order"').fetchone()
+    assert failed[0] == "capture_payment"
+    assert "GatewayUnavailable" in failed[1]
+
+    retry_url = f"/ops/orders/{order['id']}/retry"
+    unauthorized = await shop.post(retry_url)
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["content-type"] == "application/problem+json"
+    assert (await shop.post(retry_url, headers={"X-API-Key": "wrong"})).status_code == 401
+
+    fake_gateway.configure(failure_rate=0.0)
+    response = await shop.post(retry_url, headers=OPS)
+    assert response.status_code == 202
+    assert response.json()["resumed_from"] == "capture_payment"
+    assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
+    assert event_types(db, order["id"]) == [
+        "order.placed",
+        "order.reserved",
+        "order.failed",
+        "order.retry_requested",
+        "order.paid",
+        "order.invoiced",
+        "order.completed",
+    ]
+    assert (await shop.post(retry_url, headers=OPS)).status_code == 409  # nothing left to retry
+    assert fake_gateway.stats()["captures"] == 1
+
+
+async def place_after_authorizing(shop, fake_gateway):
+    """Authorize while the gateway answers, then let it fail for everything after."""
+    fake_gateway.configure(failure_rate=0.0)
+    order = await place(shop)
+    fake_gateway.configure(failure_rate=1.0)
+    return order
+
+
+async def test_events_and_status_are_visible_as_soon_as_committed(shop, db):
+    order = await place(shop)
+    auth = {"Authorization": f"Bearer {order['access_token']}"}
+    seen: list[str] = []
+    while not seen or seen[-1] != "completed":
+        status = (await shop.get(order["status_url"], headers=auth)).json()["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        await asyncio.sleep(0.005)
+    assert seen[0] in ("pending", "reserved")
+    assert seen == sorted(seen, key=["pending", "reserved", "paid", "invoiced", "completed"].index)
+    assert status_of(db, order["id"]) == "completed"
