@@ -24,7 +24,7 @@ from fulfillment.celery_app import app
 from fulfillment.config import Settings, settings
 from fulfillment.db import make_engine, make_sessionmaker
 from orders.models import Outbox, table, utcnow
-from orders.states import FULFIL_ORDER, VOID_PAYMENT, Step, steps_from
+from orders.states import FULFIL_ORDER, SYNC_WAREHOUSE, VOID_PAYMENT, Step, steps_from
 
 log = logging.getLogger("fulfillment.relay")
 
@@ -39,8 +39,8 @@ def publish(row: Outbox) -> None:
             for step in steps_from(first)
         ]
         chain(*signatures).apply_async()
-    elif row.kind == VOID_PAYMENT:
-        app.send_task("fulfillment.void_payment", args=(order_id,))
+    elif row.kind in (VOID_PAYMENT, SYNC_WAREHOUSE):
+        app.send_task(f"fulfillment.{row.kind}", args=(order_id,))
     else:
         log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
         raise ValueError(row.kind)

@@ -45,6 +45,7 @@ from orders.models import (
 from orders.states import (
     EVENT_AFTER,
     STATUS_AFTER,
+    SYNC_WAREHOUSE,
     VOID_PAYMENT,
     Next,
     Step,
@@ -132,11 +133,13 @@ def mark_failed(ctx: Context, order_id: uuid.UUID, step: Step, reason: str) -> N
 
 def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
     decision = begin(ctx, order_id, Step.RESERVE_INVENTORY)
-    if decision is Next.RUN:
-        decision = _reserve(ctx, order_id)
-    if decision is not Next.STOP and ctx.settings.warehouse_url:
-        sync_reservation_to_warehouse(ctx, order_id)
-    return decision
+    return _reserve(ctx, order_id) if decision is Next.RUN else decision
+
+
+def _outbox_row(kind: str, order_id: uuid.UUID) -> Any:
+    return insert(table(Outbox)).values(
+        kind=kind, payload={"order_id": str(order_id)}, created_at=utcnow()
+    )
 
 
 def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:
@@ -147,6 +150,8 @@ def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:
         short_sku = reserve_stock(session, order_id)
         if short_sku is None:
             _advance(session, order, OrderStatus.RESERVED, EVENT_AFTER[Step.RESERVE_INVENTORY], {})
+            if ctx.settings.warehouse_url:  # its own task: a slow warehouse never holds the chain
+                session.exec(_outbox_row(SYNC_WAREHOUSE, order_id))
             session.commit()
             return Next.RUN
         session.rollback()  # all lines or none
@@ -157,17 +162,14 @@ def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:
             return Next.STOP
         data = {"reason": "out_of_stock", "sku": short_sku}
         _advance(session, order, OrderStatus.CANCELLED, "order.cancelled", data)
-        session.exec(
-            insert(table(Outbox)).values(
-                kind=VOID_PAYMENT, payload={"order_id": str(order_id)}, created_at=utcnow()
-            )
-        )
+        session.exec(_outbox_row(VOID_PAYMENT, order_id))
         session.commit()
         log.info("order %s cancelled: %s out of stock", order_id, short_sku)
         return Next.STOP
 
 
 def sync_reservation_to_warehouse(ctx: Context, order_id: uuid.UUID) -> None:
+    """Idempotent at the warehouse (the key is the order's) and here (`warehouse_synced_at`)."""
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
         if order is None or order.warehouse_synced_at is not None:

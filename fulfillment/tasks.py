@@ -84,3 +84,15 @@ def notify(order_id: str) -> str:
 )
 def void_payment(order_id: str) -> None:
     steps.void_payment(context(), uuid.UUID(order_id))
+
+
+@app.task(
+    name="fulfillment.sync_warehouse",
+    autoretry_for=(steps.WarehouseUnavailable, OperationalError),
+    max_retries=settings.step_max_retries * 2,
+    retry_backoff=True,
+    retry_backoff_max=settings.step_retry_backoff_max_s,
+    retry_jitter=True,
+)
+def sync_warehouse(order_id: str) -> None:
+    steps.sync_reservation_to_warehouse(context(), uuid.UUID(order_id))

@@ -95,10 +95,10 @@ class FakeGateway:
     def configure(self, **behaviour: Any) -> None:
         httpx.put(f"{self.url}/_admin/config", json=behaviour).raise_for_status()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/_admin/stats")
         response.raise_for_status()
-        result: dict[str, int] = response.json()
+        result: dict[str, Any] = response.json()
         return result
 
 
@@ -116,6 +116,26 @@ def fake_gateway_server() -> Iterator[FakeGateway]:
 def fake_gateway(fake_gateway_server: FakeGateway) -> FakeGateway:
     httpx.post(f"{fake_gateway_server.url}/_admin/reset").raise_for_status()
     return fake_gateway_server
+
+
+class FakeWarehouse(FakeGateway):
+    """Same admin API as the gateway: configure, stats, reset."""
+
+
+@pytest.fixture(scope="session")
+def fake_warehouse_server() -> Iterator[FakeWarehouse]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(["-m", "fakes.warehouse", "--port", str(port)], f"{url}/_admin/stats")
+    yield FakeWarehouse(url)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def fake_warehouse(fake_warehouse_server: FakeWarehouse) -> FakeWarehouse:
+    httpx.post(f"{fake_warehouse_server.url}/_admin/reset").raise_for_status()
+    return fake_warehouse_server
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import count
+from tests.conftest import RELAY_READY, WORKER_READY, count
 from tests.fulfilment_support import (
     COMPLETED_TIMELINE,
     event_types,
@@ -14,7 +14,7 @@ from tests.fulfilment_support import (
     settle,
     status_of,
 )
-from tests.processes import wait_until
+from tests.processes import celery_worker, relay, wait_until
 
 OPS = {"X-API-Key": "change-me"}
 
@@ -157,3 +157,52 @@ async def test_events_and_status_are_visible_as_soon_as_committed(shop, db):
     assert seen[0] in ("pending", "reserved")
     assert seen == sorted(seen, key=["pending", "reserved", "paid", "invoiced", "completed"].index)
     assert status_of(db, order["id"]) == "completed"
+
+
+async def test_the_reservation_reaches_the_warehouse_once_even_through_its_failures(
+    http_gateway_client, db, stack_env, tmp_path, fake_warehouse
+):
+    fake_warehouse.configure(failures=2)  # two 503s, then it accepts
+    env = stack_env | {"WAREHOUSE_URL": fake_warehouse.url}
+    worker = celery_worker(env, tmp_path).start(WORKER_READY)
+    relay_ = relay(env, tmp_path).start(RELAY_READY)
+    try:
+        order = await place(http_gateway_client)
+        assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
+        wait_until(
+            lambda: db.execute('SELECT warehouse_synced_at FROM "order"').fetchone()[0],
+            what="the warehouse sync to be recorded",
+        )
+    finally:
+        relay_.stop()
+        worker.stop()
+
+    stats = fake_warehouse.stats()
+    assert stats["requests"] == 3
+    assert stats["reservations"] == [
+        {
+            "order_id": order["id"],
+            "lines": [{"sku": "MUG-001", "quantity": 2}, {"sku": "NB-A5", "quantity": 1}],
+        }
+    ]
+
+
+async def test_two_relays_at_once_publish_each_row_once(
+    http_gateway_client, db, stack_env, tmp_path
+):
+    worker = celery_worker(stack_env, tmp_path).start(WORKER_READY)
+    relays = [relay(stack_env, tmp_path / str(i)) for i in range(2)]
+    for i, r in enumerate(relays):
+        (tmp_path / str(i)).mkdir()
+        r.start(RELAY_READY)
+    try:
+        ids = await asyncio.gather(*(place(http_gateway_client) for _ in range(40)))
+        await settle(db, [o["id"] for o in ids], timeout_s=120)
+    finally:
+        for r in relays:
+            r.stop()
+        worker.stop()
+
+    received = worker.log().count("Task fulfillment.reserve_inventory[")
+    assert received == 40 * 2  # each task logs "received" and "succeeded" once
+    assert invoice_numbers(db) == list(range(1, 41))

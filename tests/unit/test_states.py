@@ -1,0 +1,39 @@
+"""The order state machine: which step runs, skips or stops for which status."""
+
+import itertools
+
+import pytest
+
+from orders.models import OrderStatus
+from orders.states import STATUS_AFTER, STATUS_BEFORE, STEPS, Next, Step, next_for, steps_from
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_step_runs_from_its_status_and_leads_to_the_next_ones(step):
+    assert next_for(STATUS_BEFORE[step], step) is Next.RUN
+    assert next_for(STATUS_AFTER[step], step) is Next.DONE
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("status", [OrderStatus.CANCELLED, OrderStatus.FAILED])
+def test_cancelled_and_failed_orders_stop_every_step(step, status):
+    assert next_for(status, step) is Next.STOP
+
+
+def test_a_redelivered_early_step_is_done_and_a_too_early_step_stops():
+    assert next_for(OrderStatus.COMPLETED, Step.RESERVE_INVENTORY) is Next.DONE
+    assert next_for(OrderStatus.PENDING, Step.RENDER_INVOICE) is Next.STOP
+
+
+def test_the_chain_resumes_from_a_step():
+    assert steps_from(Step.CAPTURE_PAYMENT) == (
+        Step.CAPTURE_PAYMENT,
+        Step.RENDER_INVOICE,
+        Step.NOTIFY,
+    )
+    assert steps_from(Step.RESERVE_INVENTORY) == STEPS
+
+
+def test_each_step_leaves_the_status_the_next_one_needs():
+    for step, following in itertools.pairwise(STEPS):
+        assert STATUS_AFTER[step] == STATUS_BEFORE[following]
