@@ -35,6 +35,7 @@ app.conf.update(
     task_default_queue=ORDERS_QUEUE,
     task_routes={
         "fulfillment.render_invoice": {"queue": INVOICES_QUEUE},
+        "fulfillment.deliver_webhook": {"queue": WEBHOOKS_QUEUE},
         "fulfillment.*": {"queue": ORDERS_QUEUE},
     },
     task_create_missing_queues=False,

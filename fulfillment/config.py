@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     payment_connect_timeout_s: float = 1.0
     payment_read_timeout_s: float = 5.0
 
+    # Where receivers of webhooks can reach this API (the invoice URL in order snapshots).
+    public_base_url: str = "http://127.0.0.1:8000"
+
     warehouse_url: str | None = None
     warehouse_timeout_s: float = 5.0
 
@@ -36,6 +39,19 @@ class Settings(BaseSettings):
     relay_batch_size: int = 100
     relay_poll_interval_s: float = 1.0
     relay_max_backoff_s: float = 10.0
+
+    # Outbound webhooks.
+    webhook_connect_timeout_s: float = 3.0
+    webhook_read_timeout_s: float = 10.0
+    webhook_retry_horizon_hours: float = 72.0  # Stripe's 3 days
+    webhook_backoff_base_s: float = 5.0
+    webhook_backoff_max_s: float = 6 * 3600.0
+    webhook_max_in_flight_per_endpoint: int = 4
+    webhook_disable_after_failures: int = 10  # consecutive failed deliveries
+    webhook_attempt_retention_days: int = 30
+    webhook_sweep_interval_s: float = 1.0
+    # Hosts, addresses or CIDRs a webhook may point at although they are not public.
+    webhook_allowed_hosts: str = ""
 
     shop_name: str = "Reference Shop Ltd"
     shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"

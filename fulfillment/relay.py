@@ -10,12 +10,13 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 from celery import chain
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
@@ -23,14 +24,27 @@ from sqlmodel import Session, col, select
 from fulfillment.celery_app import app
 from fulfillment.config import Settings, settings
 from fulfillment.db import make_engine, make_sessionmaker
-from orders.models import Outbox, table, utcnow
-from orders.states import FULFIL_ORDER, SYNC_WAREHOUSE, VOID_PAYMENT, Step, steps_from
+from fulfillment.deliveries import purge_attempts
+from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
+from orders.states import (
+    DELIVER_WEBHOOKS,
+    FULFIL_ORDER,
+    SYNC_WAREHOUSE,
+    VOID_PAYMENT,
+    Step,
+    steps_from,
+)
 
 log = logging.getLogger("fulfillment.relay")
 
+DELIVERY_LEASE = timedelta(minutes=5)
 
-def publish(row: Outbox) -> None:
-    """One outbox row -> one message, confirmed by the broker before this returns."""
+
+def publish(session: Session, row: Outbox) -> None:
+    """One outbox row -> its messages, each confirmed by the broker before this returns."""
+    if row.kind == DELIVER_WEBHOOKS:
+        publish_deliveries(session, WebhookDelivery.event_id == row.payload["event_id"])
+        return
     order_id = row.payload["order_id"]
     if row.kind == FULFIL_ORDER:
         first = Step(row.payload.get("from_step", Step.RESERVE_INVENTORY))
@@ -46,6 +60,43 @@ def publish(row: Outbox) -> None:
         raise ValueError(row.kind)
 
 
+def publish_deliveries(session: Session, which: Any, limit: int = 500) -> int:
+    """Send the pending deliveries matched by `which`, and push their next attempt a lease away, so
+    the sweep does not send them again while they wait in the queue (it will if they get lost)."""
+    now = utcnow()
+    ids = session.exec(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            which,
+            or_(
+                col(WebhookDelivery.in_flight_until).is_(None),
+                col(WebhookDelivery.in_flight_until) < now,
+            ),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for delivery_id in ids:
+        app.send_task("fulfillment.deliver_webhook", args=(str(delivery_id),))
+    if ids:
+        deliveries = table(WebhookDelivery)
+        session.exec(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(next_attempt_at=now + DELIVERY_LEASE)
+        )
+    return len(ids)
+
+
+def sweep_due_deliveries(sessions: sessionmaker[Session]) -> int:
+    """Retries scheduled in the database come due here: they survive any restart."""
+    with sessions() as session:
+        sent = publish_deliveries(session, col(WebhookDelivery.next_attempt_at) <= utcnow())
+        session.commit()
+        return sent
+
+
 def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
     """Publish up to `size` unpublished rows; returns how many were published."""
     with sessions() as session:
@@ -59,7 +110,7 @@ def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
         published: list[int] = []
         try:
             for row in rows:
-                publish(row)
+                publish(session, row)
                 assert row.id is not None
                 published.append(row.id)
         finally:
@@ -79,6 +130,7 @@ class Relay:
         self.stopping = False
         self.outage_since: float | None = None
         self.listener: psycopg.Connection[Any] | None = None
+        self.next_sweep = self.next_purge = 0.0
 
     def _listen(self) -> None:
         url = make_url(self.config.database_url)
@@ -106,6 +158,7 @@ class Relay:
                     == self.config.relay_batch_size
                 ):
                     pass
+                self._periodic()
             except (BrokerError, ConnectionError, OSError) as exc:
                 if self.outage_since is None:
                     self.outage_since = time.monotonic()
@@ -119,6 +172,18 @@ class Relay:
                 )
                 self.outage_since, backoff = None, 0.0
             self._wait_for_work(self.config.relay_poll_interval_s)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            sweep_due_deliveries(self.sessions)
+            self.next_sweep = now + self.config.webhook_sweep_interval_s
+        if now >= self.next_purge:
+            with self.sessions() as session:
+                retention = timedelta(days=self.config.webhook_attempt_retention_days)
+                if purged := purge_attempts(session, retention):
+                    log.info("purged %d webhook attempts older than %s", purged, retention)
+            self.next_purge = now + 3600
 
     def stop(self, *_: object) -> None:
         self.stopping = True

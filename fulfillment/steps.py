@@ -30,6 +30,7 @@ from fulfillment.invoices import (
     ShopDetails,
     render_invoice_pdf,
 )
+from orders.events import order_snapshot, record_sync
 from orders.models import (
     Invoice,
     InvoiceCounter,
@@ -49,7 +50,6 @@ from orders.states import (
     VOID_PAYMENT,
     Next,
     Step,
-    append_event,
     next_for,
 )
 
@@ -72,13 +72,46 @@ def _lock(session: Session, order_id: uuid.UUID) -> Order | None:
     return session.exec(select(Order).where(Order.id == order_id).with_for_update()).first()
 
 
-def _advance(session: Session, order: Order, status: OrderStatus, event: str, data: Any) -> None:
+def _advance(
+    ctx: Context,
+    session: Session,
+    order: Order,
+    status: OrderStatus,
+    event: str,
+    data: dict[str, Any],
+) -> None:
+    """The order's new status and its event (with the order as it now is), in one transaction."""
     order.status = status
     order.updated_at = utcnow()
     order.version += 1
     session.add(order)
     session.flush()
-    session.exec(append_event(order.id, event, data))
+    record_sync(session, order.id, event, {"order": _snapshot(ctx, session, order), **data})
+
+
+def _snapshot(ctx: Context, session: Session, order: Order) -> dict[str, Any]:
+    assert order.number is not None
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.sku)
+    ).all()
+    invoiced = session.exec(
+        select(Invoice.id).where(Invoice.order_id == order.id, Invoice.pdf.is_not(None))  # type: ignore[union-attr]
+    ).first()
+    return order_snapshot(
+        order_id=order.id,
+        number=order.number,
+        status=order.status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        tax=order.tax,
+        total=order.total,
+        customer_email=order.customer_email,
+        customer_name=order.customer_name,
+        lines=[(x.sku, x.name, x.quantity, x.unit_price, x.line_total) for x in lines],
+        invoice_url=f"{ctx.settings.public_base_url}/orders/{order.id}/invoice.pdf"
+        if invoiced
+        else None,
+    )
 
 
 def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
@@ -94,7 +127,7 @@ def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
         attempts = order.step_attempts + 1 if order.step == step else 1
         if attempts > ctx.settings.step_max_deliveries:
             reason = f"{step} crashed its worker {attempts - 1} times (poison message)"
-            _fail(session, order, step, reason)
+            _fail(ctx, session, order, step, reason)
             session.commit()
             log.error("order %s failed: %s", order_id, reason)
             return Next.STOP
@@ -116,9 +149,11 @@ def delivery_finished(ctx: Context, order_id: uuid.UUID, step: Step) -> None:
         session.commit()
 
 
-def _fail(session: Session, order: Order, step: Step, reason: str) -> None:
+def _fail(ctx: Context, session: Session, order: Order, step: Step, reason: str) -> None:
     order.failed_step, order.failure_reason = step, reason[:1000]
-    _advance(session, order, OrderStatus.FAILED, "order.failed", {"step": step, "error": reason})
+    _advance(
+        ctx, session, order, OrderStatus.FAILED, "order.failed", {"step": step, "error": reason}
+    )
 
 
 def mark_failed(ctx: Context, order_id: uuid.UUID, step: Step, reason: str) -> None:
@@ -127,7 +162,7 @@ def mark_failed(ctx: Context, order_id: uuid.UUID, step: Step, reason: str) -> N
         order = _lock(session, order_id)
         if order is None or next_for(order.status, step) is not Next.RUN:
             return
-        _fail(session, order, step, reason)
+        _fail(ctx, session, order, step, reason)
         session.commit()
 
 
@@ -149,7 +184,9 @@ def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:
             return Next.DONE if order and order.status != OrderStatus.CANCELLED else Next.STOP
         short_sku = reserve_stock(session, order_id)
         if short_sku is None:
-            _advance(session, order, OrderStatus.RESERVED, EVENT_AFTER[Step.RESERVE_INVENTORY], {})
+            _advance(
+                ctx, session, order, OrderStatus.RESERVED, EVENT_AFTER[Step.RESERVE_INVENTORY], {}
+            )
             if ctx.settings.warehouse_url:  # its own task: a slow warehouse never holds the chain
                 session.exec(_outbox_row(SYNC_WAREHOUSE, order_id))
             session.commit()
@@ -161,7 +198,7 @@ def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:
         if order is None or order.status != OrderStatus.PENDING:
             return Next.STOP
         data = {"reason": "out_of_stock", "sku": short_sku}
-        _advance(session, order, OrderStatus.CANCELLED, "order.cancelled", data)
+        _advance(ctx, session, order, OrderStatus.CANCELLED, "order.cancelled", data)
         session.exec(_outbox_row(VOID_PAYMENT, order_id))
         session.commit()
         log.info("order %s cancelled: %s out of stock", order_id, short_sku)
@@ -213,7 +250,11 @@ def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
             .where(table(Payment).c.order_id == order_id)
             .values(status=PaymentStatus.VOIDED, updated_at=utcnow())
         )
-        session.exec(append_event(order_id, "payment.voided", {}))
+        order = _lock(session, order_id)
+        if order is not None:
+            record_sync(
+                session, order_id, "payment.voided", {"order": _snapshot(ctx, session, order)}
+            )
         session.commit()
 
 
@@ -238,6 +279,7 @@ def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
             .values(status=PaymentStatus.CAPTURED, updated_at=utcnow())
         )
         _advance(
+            ctx,
             session,
             order,
             STATUS_AFTER[Step.CAPTURE_PAYMENT],
@@ -260,7 +302,7 @@ def _cancel_after_declined_capture(ctx: Context, order_id: uuid.UUID, code: str)
             .values(status=PaymentStatus.DECLINED, updated_at=utcnow())
         )
         data = {"reason": "capture_declined", "decline_code": code}
-        _advance(session, order, OrderStatus.CANCELLED, "order.cancelled", data)
+        _advance(ctx, session, order, OrderStatus.CANCELLED, "order.cancelled", data)
         session.commit()
     log.info("order %s cancelled: capture declined (%s)", order_id, code)
     return Next.STOP
@@ -290,6 +332,7 @@ def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
         )
         data = {"invoice_number": document.number}
         _advance(
+            ctx,
             session,
             order,
             STATUS_AFTER[Step.RENDER_INVOICE],
@@ -374,6 +417,6 @@ def notify(ctx: Context, order_id: uuid.UUID) -> Next:
         if order is None or next_for(order.status, Step.NOTIFY) is not Next.RUN:
             return Next.DONE
         order.step, order.step_attempts = None, 0
-        _advance(session, order, OrderStatus.COMPLETED, EVENT_AFTER[Step.NOTIFY], {})
+        _advance(ctx, session, order, OrderStatus.COMPLETED, EVENT_AFTER[Step.NOTIFY], {})
         session.commit()
     return Next.RUN

@@ -10,7 +10,7 @@ from celery import Task
 from celery.exceptions import Ignore
 from sqlalchemy.exc import OperationalError
 
-from fulfillment import steps
+from fulfillment import deliveries, steps
 from fulfillment.celery_app import app
 from fulfillment.config import settings
 from fulfillment.db import make_engine, make_sessionmaker
@@ -96,3 +96,10 @@ def void_payment(order_id: str) -> None:
 )
 def sync_warehouse(order_id: str) -> None:
     steps.sync_reservation_to_warehouse(context(), uuid.UUID(order_id))
+
+
+@app.task(name="fulfillment.deliver_webhook")
+def deliver_webhook(delivery_id: str) -> None:
+    """Retries are not Celery's: the next attempt is a time in the database that the sweep reads."""
+    ctx = context()
+    deliveries.deliver(ctx.sessions, ctx.http, settings, uuid.UUID(delivery_id))

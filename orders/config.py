@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     unavailable_retry_after_s: int = 5
     request_budget_ms: int = 500
 
+    # Hosts, addresses or CIDRs a webhook endpoint may point at although they are not public
+    # (comma-separated; the tests and the demo allow 127.0.0.1).
+    webhook_allowed_hosts: str = ""
+    webhook_secret_grace_hours: float = 24.0  # both secrets sign for this long after a rotation
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
         if self.environment == "production":

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from orders import idempotency, ops
+from orders import idempotency, ops, webhook_ops
 from orders.config import Settings, settings
 from orders.db import make_engine, make_sessionmaker
 from orders.limits import BodySizeLimit
@@ -59,6 +59,7 @@ def create_app(s: Settings = settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=s.max_body_bytes)
     app.include_router(router)
     app.include_router(ops.router)
+    app.include_router(webhook_ops.router)
     return app
 
 

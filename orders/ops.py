@@ -7,10 +7,11 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import insert
 from sqlmodel import select
 
+from orders import events
 from orders.dependencies import SessionDep, SettingsDep
 from orders.models import Order, OrderStatus, Outbox, table, utcnow
 from orders.problems import Problem, not_found
-from orders.states import FULFIL_ORDER, STATUS_BEFORE, Step, append_event
+from orders.states import FULFIL_ORDER, STATUS_BEFORE, Step
 
 
 async def require_ops_key(request: Request, settings: SettingsDep) -> str:
@@ -53,7 +54,7 @@ async def retry_order(order_id: uuid.UUID, session: SessionDep) -> dict[str, str
     order.updated_at = utcnow()
     session.add(order)
     await session.flush()
-    await session.exec(append_event(order_id, "order.retry_requested", {"step": step}))
+    await events.record(session, order_id, "order.retry_requested", {"step": step})
     await session.exec(
         insert(table(Outbox)).values(
             kind=FULFIL_ORDER,

@@ -105,3 +105,74 @@ class ProductPublic(BaseModel):
     unit_price: int = Field(description="Minor units, tax excluded")
     currency: str
     available: int = Field(description="Units on hand and not reserved")
+
+
+class WebhookEndpointCreate(StrictModel):
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
+    event_types: list[str] = Field(min_length=1)
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(StrictModel):
+    url: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
+        | None
+    ) = None
+    event_types: list[str] | None = Field(default=None, min_length=1)
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class WebhookEndpointPublic(BaseModel):
+    id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpointPublic):
+    secret: str = Field(description="Shown once: now, or after a rotation.")
+
+
+class ReplayRequest(StrictModel):
+    since: datetime
+    until: datetime
+
+
+class WebhookAttemptPublic(BaseModel):
+    attempted_at: datetime
+    request_headers: dict[str, str]
+    response_status: int | None
+    response_body_excerpt: str | None
+    duration_ms: int
+    error: str | None
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: uuid.UUID
+    webhook_id: str
+    endpoint_id: uuid.UUID
+    event_id: int
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class WebhookDeliveryDetail(WebhookDeliveryPublic):
+    attempt_log: list[WebhookAttemptPublic]
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryPublic]
+    next_cursor: str | None

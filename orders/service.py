@@ -10,8 +10,9 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders import idempotency
+from orders import events, idempotency
 from orders.config import Settings
+from orders.events import order_snapshot
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
 from orders.models import (
     Invoice,
@@ -245,15 +246,19 @@ async def _write_order(
             updated_at=now,
         )
     )
-    await session.exec(
-        insert(table(OrderEvent)).values(
-            order_id=order_id,
-            seq=1,
-            type="order.placed",
-            data={"number": number, "total": priced.total, "currency": priced.currency},
-            occurred_at=now,
-        )
+    snapshot = order_snapshot(
+        order_id=order_id,
+        number=number,
+        status=OrderStatus.PENDING,
+        currency=priced.currency,
+        subtotal=priced.subtotal,
+        tax=priced.tax,
+        total=priced.total,
+        customer_email=str(cart.customer.email),
+        customer_name=cart.customer.name,
+        lines=[(p.sku, p.name, p.quantity, p.unit_price, p.line_total) for p in priced.lines],
     )
+    await events.record(session, order_id, "order.placed", {"order": snapshot})
     await session.exec(
         insert(table(Outbox)).values(
             kind=FULFIL_ORDER,

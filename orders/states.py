@@ -2,11 +2,8 @@
 shared by the web side (retry from a failed step) and the worker side (run a step)."""
 
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import func, insert, literal, select
-
-from orders.models import OrderEvent, OrderStatus, table, utcnow
+from orders.models import OrderStatus
 
 
 class Step(StrEnum):
@@ -47,6 +44,7 @@ PROGRESS = (
 FULFIL_ORDER = "fulfil_order"  # payload {"order_id", "from_step"}: the chain from that step
 VOID_PAYMENT = "void_payment"  # payload {"order_id"}: release a cancelled order's authorization
 SYNC_WAREHOUSE = "sync_warehouse"  # payload {"order_id"}: tell the warehouse what is reserved
+DELIVER_WEBHOOKS = "deliver_webhooks"  # payload {"event_id"}: send that event's deliveries
 
 
 class Next(StrEnum):
@@ -65,24 +63,3 @@ def next_for(status: OrderStatus, step: Step) -> Next:
 
 def steps_from(step: Step) -> tuple[Step, ...]:
     return STEPS[STEPS.index(step) :]
-
-
-def append_event(order_id: Any, type_: str, data: dict[str, Any]) -> Any:
-    """INSERT of the order's next event (seq = last + 1). Run it while holding the order's row lock;
-    the unique (order_id, seq) catches anyone who does not."""
-    events = table(OrderEvent)
-    next_seq = (
-        select(func.coalesce(func.max(events.c.seq), 0) + 1)
-        .where(events.c.order_id == order_id)
-        .scalar_subquery()
-    )
-    return insert(events).from_select(
-        ["order_id", "seq", "type", "data", "occurred_at"],
-        select(
-            literal(order_id, events.c.order_id.type),
-            next_seq,
-            literal(type_),
-            literal(data, events.c.data.type),
-            literal(utcnow(), events.c.occurred_at.type),
-        ),
-    )

@@ -15,7 +15,22 @@ from orders.main import create_app
 from tests.processes import Process, celery_worker, relay
 from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, start_server
 
-TABLES = 'idempotency_key, outbox, order_event, payment, order_line, "order", product'
+TABLES = ", ".join(
+    [
+        "webhook_attempt",
+        "webhook_delivery",
+        "webhook_endpoint",
+        "idempotency_key",
+        "outbox",
+        "order_event",
+        "payment",
+        "order_line",
+        "stock_reservation",
+        "invoice",
+        '"order"',
+        "product",
+    ]
+)
 
 PRODUCTS = [
     # sku, name, unit price, currency, on hand
