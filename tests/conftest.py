@@ -78,6 +78,7 @@ def test_settings(database_url: str) -> Callable[..., Settings]:
             "database_url": database_url,
             "secret_key": "test-secret",
             "ops_api_key": "change-me",
+            "webhook_allowed_hosts": "127.0.0.1",
             "idempotency_purge_interval_s": 3600,
         }
         return Settings(**(values | overrides))
@@ -153,6 +154,39 @@ def fake_warehouse(fake_warehouse_server: FakeWarehouse) -> FakeWarehouse:
     return fake_warehouse_server
 
 
+class FakeReceiver:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def script(self, path: str, **script: Any) -> str:
+        httpx.put(f"{self.url}/_admin/script/{path}", json=script).raise_for_status()
+        return f"{self.url}/{path}"
+
+    def received(self, path: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url}/_admin/received/{path}")
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+
+@pytest.fixture(scope="session")
+def fake_receiver_server() -> Iterator[FakeReceiver]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(
+        ["-m", "fakes.receiver", "--port", str(port)], f"{url}/_admin/received/x"
+    )
+    yield FakeReceiver(url)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def receiver(fake_receiver_server: FakeReceiver) -> FakeReceiver:
+    httpx.post(f"{fake_receiver_server.url}/_admin/reset").raise_for_status()
+    return fake_receiver_server
+
+
 @pytest.fixture
 async def http_gateway_client(
     db: psycopg.Connection[Any], test_settings: Callable[..., Settings], fake_gateway: FakeGateway
@@ -214,6 +248,13 @@ def stack_env(database_url: str, broker: str, fake_gateway: FakeGateway) -> dict
         "CRASH_ON_SKU": "POISON-1",
         "RELAY_POLL_INTERVAL_S": "0.5",
         "RELAY_MAX_BACKOFF_S": "1",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "WEBHOOK_BACKOFF_BASE_S": "0.4",
+        "WEBHOOK_BACKOFF_MAX_S": "1.5",
+        "WEBHOOK_SWEEP_INTERVAL_S": "0.2",
+        "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": "1",
+        "WEBHOOK_DISABLE_AFTER_FAILURES": "3",
+        "WEBHOOK_READ_TIMEOUT_S": "10",
     }
 
 

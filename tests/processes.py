@@ -82,14 +82,16 @@ class Process:
             self.popen.wait(timeout=10)
 
 
-def celery_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Process:
+def celery_worker(
+    env: dict[str, str], log_dir: Path, name: str = "worker", queues: str = "orders,invoices"
+) -> Process:
     args = [
         str(Path(sys.executable).with_name("celery")),
         "-A",
         "fulfillment.celery_app",
         "worker",
         "-Q",
-        "orders,invoices",
+        queues,
         "--concurrency",
         "2",
         "--loglevel",

@@ -1,0 +1,324 @@
+"""Outbound webhooks with real processes: the chain's events reach a receiver on loopback, signed
+to the Standard Webhooks spec (checked with the `standardwebhooks` package), retried from the
+database, every attempt logged."""
+
+import base64
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from fulfillment.config import Settings
+from fulfillment.db import make_engine, make_sessionmaker
+from fulfillment.deliveries import purge_attempts
+from tests.conftest import RELAY_READY, WORKER_READY, count
+from tests.fulfilment_support import COMPLETED_TIMELINE, place, settle
+from tests.processes import Process, celery_worker, relay, wait_until
+
+OPS = {"X-API-Key": "change-me"}
+ALL_EVENTS = ["order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed"]
+
+
+@pytest.fixture
+def processes(stack_env, tmp_path) -> Iterator[list[Process]]:
+    """Order steps and webhooks on workers of their own, as in production, and a relay."""
+    started = [
+        celery_worker(stack_env, tmp_path),
+        celery_worker(stack_env, tmp_path, name="webhook-worker", queues="webhooks"),
+        relay(stack_env, tmp_path),
+    ]
+    offsets = [p.spawn() for p in started]
+    try:
+        for process, offset, ready in zip(
+            started, offsets, (WORKER_READY, WORKER_READY, RELAY_READY), strict=True
+        ):
+            process.wait_ready(ready, offset)
+        yield started
+    finally:
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture
+def shop(http_gateway_client: httpx.AsyncClient, processes: list[Process]) -> httpx.AsyncClient:
+    return http_gateway_client
+
+
+async def register(client, url: str, types: list[str] | None = None) -> dict[str, Any]:
+    response = await client.post(
+        "/ops/webhook-endpoints", json={"url": url, "event_types": types or ALL_EVENTS}, headers=OPS
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def verified(secret: str, message: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(
+        base64.b64decode(message["body_b64"]), message["headers"]
+    )
+    return payload
+
+
+async def test_endpoints_are_managed_by_operators_only(http_gateway_client, db):
+    client = http_gateway_client
+    assert (await client.get("/ops/webhook-endpoints")).status_code == 401
+    created = await register(client, "http://127.0.0.1:9/hooks", ["order.paid"])
+    assert created["secret"].startswith("whsec_")
+
+    listed = (await client.get("/ops/webhook-endpoints", headers=OPS)).json()
+    assert [e["id"] for e in listed] == [created["id"]]
+    assert "secret" not in listed[0]
+    one = await client.get(f"/ops/webhook-endpoints/{created['id']}", headers=OPS)
+    assert "secret" not in one.json()
+
+    patched = await client.patch(
+        f"/ops/webhook-endpoints/{created['id']}",
+        json={"event_types": ["order.paid", "order.cancelled"], "enabled": False},
+        headers=OPS,
+    )
+    assert patched.json()["event_types"] == ["order.cancelled", "order.paid"]
+    assert patched.json()["enabled"] is False
+
+    rotated = await client.post(
+        f"/ops/webhook-endpoints/{created['id']}/rotate-secret", headers=OPS
+    )
+    assert rotated.json()["secret"] not in (created["secret"], None)
+    assert rotated.json()["previous_secret_expires_at"] is not None
+
+    deleted = await client.delete(f"/ops/webhook-endpoints/{created['id']}", headers=OPS)
+    assert deleted.status_code == 204
+    assert count(db, "webhook_endpoint") == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("http://10.0.0.8/hooks", "url"),
+        ("http://169.254.169.254/latest/meta-data", "url"),
+        ("http://192.168.1.10:8080/x", "url"),
+        ("ftp://127.0.0.1/hooks", "url"),
+        ("http://no-such-host.invalid/hooks", "url"),
+    ],
+)
+async def test_internal_destinations_are_refused_at_registration(
+    http_gateway_client, db, url, field
+):
+    response = await http_gateway_client.post(
+        "/ops/webhook-endpoints", json={"url": url, "event_types": ["order.paid"]}, headers=OPS
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == field
+    assert count(db, "webhook_endpoint") == 0
+
+
+async def test_unknown_event_types_are_refused(http_gateway_client, db):
+    response = await http_gateway_client.post(
+        "/ops/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/x", "event_types": ["order.shipped"]},
+        headers=OPS,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "event_types[0]"
+
+
+async def test_every_event_of_an_order_arrives_signed_once_with_its_snapshot(shop, db, receiver):
+    endpoint = await register(shop, receiver.script("shop-a"))
+    order = await place(shop)
+    await settle(db, [order["id"]])
+    wait_until(lambda: len(receiver.received("shop-a")) == 5, what="five webhooks")
+
+    messages = receiver.received("shop-a")
+    payloads = [verified(endpoint["secret"], m) for m in messages]
+    assert sorted(p["type"] for p in payloads) == sorted(COMPLETED_TIMELINE)
+    by_type = {p["type"]: p for p in payloads}
+    assert [by_type[t]["data"]["sequence"] for t in COMPLETED_TIMELINE] == [1, 2, 3, 4, 5]
+    assert by_type["order.paid"]["data"]["order"]["status"] == "paid"
+    assert by_type["order.placed"]["data"]["order"]["total"] == 4_920
+    assert by_type["order.invoiced"]["data"]["order"]["invoice_url"].endswith(
+        f"/orders/{order['id']}/invoice.pdf"
+    )
+    assert "invoice_url" not in by_type["order.paid"]["data"]["order"]
+    assert len({m["headers"]["webhook-id"] for m in messages}) == 5
+
+    page = (await shop.get("/ops/webhook-deliveries", headers=OPS)).json()
+    assert {d["status"] for d in page["items"]} == {"delivered"}
+    detail = (
+        await shop.get(f"/ops/webhook-deliveries/{page['items'][0]['id']}", headers=OPS)
+    ).json()
+    assert detail["webhook_id"] == page["items"][0]["webhook_id"]
+    assert [a["response_status"] for a in detail["attempt_log"]] == [200]
+    assert detail["attempt_log"][0]["request_headers"]["webhook-id"] == detail["webhook_id"]
+    assert detail["attempt_log"][0]["duration_ms"] >= 0
+
+
+async def test_a_receiver_that_fails_twice_gets_the_same_message_a_third_time(shop, db, receiver):
+    endpoint = await register(
+        shop, receiver.script("flaky", statuses=[503, 500], retry_after="1"), ["order.placed"]
+    )
+    await place(shop)
+    wait_until(lambda: len(receiver.received("flaky")) == 3, what="three attempts")
+    wait_until(
+        lambda: count(db, "webhook_delivery WHERE status = 'delivered'") == 1, what="delivered"
+    )
+    messages = receiver.received("flaky")
+    assert len({m["headers"]["webhook-id"] for m in messages}) == 1
+    assert len({m["body_b64"] for m in messages}) == 1  # the same bytes every time
+    for message in messages:
+        verified(endpoint["secret"], message)
+    attempts = db.execute(
+        "SELECT response_status FROM webhook_attempt ORDER BY attempted_at"
+    ).fetchall()
+    assert [a[0] for a in attempts] == [503, 500, 200]
+
+
+async def test_410_disables_the_endpoint_and_other_4xx_fail_without_retry(shop, db, receiver):
+    gone = await register(shop, receiver.script("gone", default=410), ["order.placed"])
+    refusing = await register(shop, receiver.script("refusing", default=400), ["order.placed"])
+    await place(shop)
+    wait_until(
+        lambda: count(db, "webhook_delivery WHERE status = 'failed'") == 2, what="two failures"
+    )
+    endpoints = {e["id"]: e for e in (await shop.get("/ops/webhook-endpoints", headers=OPS)).json()}
+    assert endpoints[gone["id"]]["enabled"] is False
+    assert "410" in endpoints[gone["id"]]["disabled_reason"]
+    assert endpoints[refusing["id"]]["enabled"] is True
+
+    await place(shop)  # the disabled endpoint gets nothing more; the other is tried once more
+    wait_until(lambda: len(receiver.received("refusing")) == 2, what="the second order's webhook")
+    assert len(receiver.received("gone")) == 1
+    failed = (
+        await shop.get(
+            "/ops/webhook-deliveries",
+            params={"status": "failed", "endpoint_id": refusing["id"]},
+            headers=OPS,
+        )
+    ).json()["items"]
+    assert all(d["attempts"] == 1 for d in failed)
+
+
+async def test_redelivery_and_replay_resend_under_the_original_webhook_id(shop, db, receiver):
+    endpoint = await register(shop, receiver.script("replays"), ["order.placed", "order.paid"])
+    order = await place(shop)
+    await settle(db, [order["id"]])
+    wait_until(lambda: len(receiver.received("replays")) == 2, what="two webhooks")
+    first = {m["headers"]["webhook-id"] for m in receiver.received("replays")}
+
+    delivery = (await shop.get("/ops/webhook-deliveries", headers=OPS)).json()["items"][0]
+    response = await shop.post(f"/ops/webhook-deliveries/{delivery['id']}/redeliver", headers=OPS)
+    assert response.status_code == 202
+    wait_until(lambda: len(receiver.received("replays")) == 3, what="the redelivery")
+    assert receiver.received("replays")[-1]["headers"]["webhook-id"] == delivery["webhook_id"]
+
+    rotated = (
+        await shop.post(f"/ops/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=OPS)
+    ).json()
+    replay = await shop.post(
+        f"/ops/webhook-endpoints/{endpoint['id']}/replay",
+        json={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+        headers=OPS,
+    )
+    assert replay.json() == {"deliveries": 2}
+    wait_until(lambda: len(receiver.received("replays")) == 5, what="the replay")
+    replayed = receiver.received("replays")[3:]
+    assert {m["headers"]["webhook-id"] for m in replayed} == first
+    for message in replayed:  # during the grace period both secrets sign
+        assert len(message["headers"]["webhook-signature"].split(" ")) == 2
+        verified(endpoint["secret"], message)
+        verified(rotated["secret"], message)
+
+
+async def test_scheduled_retries_live_in_the_database_and_survive_restarts(
+    http_gateway_client, db, receiver, stack_env, tmp_path
+):
+    await register(http_gateway_client, receiver.script("down", default=503), ["order.placed"])
+    env = stack_env | {"WEBHOOK_BACKOFF_BASE_S": "3", "WEBHOOK_BACKOFF_MAX_S": "3"}
+    started = [
+        celery_worker(env, tmp_path, queues="orders,invoices,webhooks").start(WORKER_READY),
+        relay(env, tmp_path).start(RELAY_READY),
+    ]
+    await place(http_gateway_client)
+    wait_until(lambda: len(receiver.received("down")) >= 1, what="a first, failed attempt")
+    for process in started:
+        process.kill()  # worker and relay die; the next attempt is a row in PostgreSQL
+    row = db.execute("SELECT status, next_attempt_at FROM webhook_delivery").fetchone()
+    assert row[0] == "pending"
+    assert row[1] is not None
+
+    receiver.script("down", default=200)
+    started = [
+        celery_worker(env, tmp_path, name="worker-2", queues="orders,invoices,webhooks").start(
+            WORKER_READY
+        ),
+        relay(env, tmp_path).start(RELAY_READY),
+    ]
+    try:
+        wait_until(
+            lambda: count(db, "webhook_delivery WHERE status = 'delivered'") == 1,
+            what="the delivery after the restart",
+        )
+    finally:
+        for process in started:
+            process.stop()
+    assert (
+        receiver.received("down")[-1]["headers"]["webhook-id"]
+        == (receiver.received("down")[0]["headers"]["webhook-id"])
+    )
+
+
+async def test_a_slow_receiver_holds_neither_the_chain_nor_other_endpoints(shop, db, receiver):
+    await register(shop, receiver.script("slow", delay_ms=4_000), ["order.placed"])
+    await register(shop, receiver.script("quick"), ["order.placed"])
+    ids = [(await place(shop))["id"] for _ in range(3)]
+
+    await settle(db, ids)
+    wait_until(lambda: len(receiver.received("quick")) == 3, what="the quick endpoint's three")
+    # By then the slow one has had at most one attempt in flight at a time (the cap is 1).
+    assert len(receiver.received("slow")) < 3
+    in_flight = count(db, "webhook_delivery WHERE in_flight_until > now()")
+    assert in_flight <= 1
+
+
+async def test_retries_stop_at_the_horizon_and_repeated_failures_disable_the_endpoint(
+    http_gateway_client, db, receiver, stack_env, tmp_path
+):
+    endpoint = await register(
+        http_gateway_client, receiver.script("dead", default=503), ["order.placed"]
+    )
+    env = stack_env | {"WEBHOOK_RETRY_HORIZON_HOURS": "0.0005"}  # about 2 s
+    started = [
+        celery_worker(env, tmp_path, queues="orders,invoices,webhooks").start(WORKER_READY),
+        relay(env, tmp_path).start(RELAY_READY),
+    ]
+    try:
+        for _ in range(3):
+            await place(http_gateway_client)
+        wait_until(
+            lambda: count(db, "webhook_delivery WHERE status = 'failed'") == 3,
+            what="three deliveries past their horizon",
+        )
+    finally:
+        for process in started:
+            process.stop()
+    assert len(receiver.received("dead")) >= 6  # each was retried before giving up
+    state = (
+        await http_gateway_client.get(f"/ops/webhook-endpoints/{endpoint['id']}", headers=OPS)
+    ).json()
+    assert state["enabled"] is False
+    assert state["disabled_reason"] == "3 consecutive failed deliveries"
+
+
+async def test_attempts_are_purged_after_the_retention_period(shop, db, receiver, stack_env):
+    await register(shop, receiver.script("kept"), ["order.placed"])
+    await place(shop)
+    wait_until(lambda: count(db, "webhook_attempt") == 1, what="an attempt")
+    db.execute("UPDATE webhook_attempt SET attempted_at = now() - interval '31 days'")
+    engine = make_engine(Settings(database_url=stack_env["DATABASE_URL"]), "test")
+    with make_sessionmaker(engine)() as session:
+        assert purge_attempts(session, timedelta(days=30)) == 1
+    engine.dispose()
+    assert count(db, "webhook_attempt") == 0
+    assert count(db, "webhook_delivery WHERE status = 'delivered'") == 1  # the delivery stays
