@@ -15,7 +15,7 @@ DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders_test
 PORT ?= 8000
 
-WORKER_QUEUES ?= orders,invoices
+WORKER_QUEUES ?= orders,invoices,webhooks
 WORKER_CONCURRENCY ?= 2
 
 .PHONY: help install system-deps test lint fmt typecheck services migrate migration seed serve \
@@ -62,8 +62,12 @@ seed: migrate  ## load the sample catalog (products with stock)
 serve: migrate  ## run the API on http://127.0.0.1:$(PORT)
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/uvicorn orders.main:app --host 127.0.0.1 --port $(PORT)
 
-worker: migrate  ## a Celery worker for the order steps and invoices (WORKER_QUEUES, WORKER_CONCURRENCY)
-	DATABASE_URL=$(DATABASE_URL) $(BIN)/celery -A fulfillment.celery_app worker \
+WORKER_METRICS_PORT ?= 9101
+worker: migrate  ## a Celery worker (WORKER_QUEUES, WORKER_CONCURRENCY); metrics on WORKER_METRICS_PORT
+	rm -rf .metrics/worker-$(WORKER_METRICS_PORT) && mkdir -p .metrics/worker-$(WORKER_METRICS_PORT)
+	DATABASE_URL=$(DATABASE_URL) WORKER_METRICS_PORT=$(WORKER_METRICS_PORT) \
+	  PROMETHEUS_MULTIPROC_DIR=.metrics/worker-$(WORKER_METRICS_PORT) \
+	  $(BIN)/celery -A fulfillment.celery_app worker \
 	  -Q $(WORKER_QUEUES) --concurrency $(WORKER_CONCURRENCY) --loglevel INFO
 
 relay: migrate  ## the outbox relay: publishes committed outbox rows to RabbitMQ

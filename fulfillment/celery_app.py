@@ -8,7 +8,11 @@ from fulfillment.config import settings
 
 ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE = "orders", "invoices", "webhooks"
 
-app = Celery("fulfillment", broker=settings.broker_url, include=["fulfillment.tasks"])
+app = Celery(
+    "fulfillment",
+    broker=settings.broker_url,
+    include=["fulfillment.tasks", "fulfillment.observability"],
+)
 app.conf.update(
     # Messages: JSON only, ids not objects.
     task_serializer="json",

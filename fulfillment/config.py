@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     worker_max_tasks_per_child: int = 500
     worker_max_memory_per_child_kb: int = 400_000
 
+    log_format: Literal["json", "text"] = "json"
+    # The worker's main process serves its children's metrics here (0: off); see observability.
+    worker_metrics_port: int = 0
+
     relay_batch_size: int = 100
     relay_poll_interval_s: float = 1.0
     relay_max_backoff_s: float = 10.0

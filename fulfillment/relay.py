@@ -25,6 +25,9 @@ from fulfillment.celery_app import app
 from fulfillment.config import Settings, settings
 from fulfillment.db import make_engine, make_sessionmaker
 from fulfillment.deliveries import purge_attempts
+from fulfillment.observability import correlation_headers
+from orders import context
+from orders.context import configure_logging
 from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
 from orders.states import (
     DELIVER_WEBHOOKS,
@@ -41,26 +44,32 @@ DELIVERY_LEASE = timedelta(minutes=5)
 
 
 def publish(session: Session, row: Outbox) -> None:
-    """One outbox row -> its messages, each confirmed by the broker before this returns."""
-    if row.kind == DELIVER_WEBHOOKS:
-        publish_deliveries(session, WebhookDelivery.event_id == row.payload["event_id"])
-        return
+    """One outbox row -> its messages, each confirmed by the broker before this returns. The
+    request id and order id travel along as message headers, for the workers' logs."""
     order_id = row.payload["order_id"]
-    if row.kind == FULFIL_ORDER:
+    context.request_id.set(row.payload.get("request_id"))
+    context.order_id.set(order_id)
+    headers = correlation_headers()
+    if row.kind == DELIVER_WEBHOOKS:
+        publish_deliveries(session, WebhookDelivery.event_id == row.payload["event_id"], headers)
+    elif row.kind == FULFIL_ORDER:
         first = Step(row.payload.get("from_step", Step.RESERVE_INVENTORY))
         signatures = [
-            app.signature(f"fulfillment.{step}", args=(order_id,), immutable=True)
+            app.signature(f"fulfillment.{step}", args=(order_id,), immutable=True, headers=headers)
             for step in steps_from(first)
         ]
         chain(*signatures).apply_async()
+        log.info("published the chain from %s", first)
     elif row.kind in (VOID_PAYMENT, SYNC_WAREHOUSE):
-        app.send_task(f"fulfillment.{row.kind}", args=(order_id,))
+        app.send_task(f"fulfillment.{row.kind}", args=(order_id,), headers=headers)
     else:
         log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
         raise ValueError(row.kind)
 
 
-def publish_deliveries(session: Session, which: Any, limit: int = 500) -> int:
+def publish_deliveries(
+    session: Session, which: Any, headers: dict[str, str] | None = None, limit: int = 500
+) -> int:
     """Send the pending deliveries matched by `which`, and push their next attempt a lease away, so
     the sweep does not send them again while they wait in the queue (it will if they get lost)."""
     now = utcnow()
@@ -78,7 +87,7 @@ def publish_deliveries(session: Session, which: Any, limit: int = 500) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for delivery_id in ids:
-        app.send_task("fulfillment.deliver_webhook", args=(str(delivery_id),))
+        app.send_task("fulfillment.deliver_webhook", args=(str(delivery_id),), headers=headers)
     if ids:
         deliveries = table(WebhookDelivery)
         session.exec(
@@ -114,6 +123,8 @@ def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
                 assert row.id is not None
                 published.append(row.id)
         finally:
+            context.request_id.set(None)
+            context.order_id.set(None)
             if published:  # mark what reached the broker, even if a later row did not
                 outbox = table(Outbox)
                 session.exec(
@@ -190,7 +201,7 @@ class Relay:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     relay = Relay(settings)
     signal.signal(signal.SIGTERM, relay.stop)
     signal.signal(signal.SIGINT, relay.stop)

@@ -30,6 +30,7 @@ from fulfillment.invoices import (
     ShopDetails,
     render_invoice_pdf,
 )
+from orders import context
 from orders.events import order_snapshot, record_sync
 from orders.models import (
     Invoice,
@@ -172,9 +173,8 @@ def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
 
 
 def _outbox_row(kind: str, order_id: uuid.UUID) -> Any:
-    return insert(table(Outbox)).values(
-        kind=kind, payload={"order_id": str(order_id)}, created_at=utcnow()
-    )
+    payload = {"order_id": str(order_id), "request_id": context.request_id.get()}
+    return insert(table(Outbox)).values(kind=kind, payload=payload, created_at=utcnow())
 
 
 def _reserve(ctx: Context, order_id: uuid.UUID) -> Next:

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     ops_api_key: str = PLACEHOLDER_SECRET
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"  # read only for queue depths in /ops
     db_pool_size: int = 10
     db_max_overflow: int = 5
     db_pool_timeout_s: float = 2.0
@@ -39,6 +40,16 @@ class Settings(BaseSettings):
     order_retry_after_s: int = 2
     unavailable_retry_after_s: int = 5
     request_budget_ms: int = 500
+
+    # The lighter background tiers.
+    smtp_host: str = ""  # empty: no order-received email
+    smtp_port: int = 25
+    smtp_timeout_s: float = 5.0
+    mail_from: str = "orders@shop.example"
+    analytics_url: str = ""  # empty: no analytics pings
+    background_max_in_flight: int = 1_000
+    background_drain_timeout_s: float = 5.0
+    log_format: Literal["json", "text"] = "json"
 
     # Hosts, addresses or CIDRs a webhook endpoint may point at although they are not public
     # (comma-separated; the tests and the demo allow 127.0.0.1).

@@ -2,12 +2,14 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders import service
+from orders import context, service
+from orders.aftercare import write_audit
+from orders.background import TaskRegistry
 from orders.config import Settings
 from orders.models import Order
 from orders.payments import PaymentGateway
@@ -29,7 +31,46 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+class Auditor:
+    """Schedules an audit row for after the response: who (storefront or ops) did what."""
+
+    def __init__(self, request: Request, background: BackgroundTasks) -> None:
+        self.background = background
+        self.sessions = request.app.state.sessions
+        self.actor = "ops" if request.url.path.startswith("/ops/") else "storefront"
+
+    def __call__(
+        self,
+        action: str,
+        *,
+        order_id: uuid.UUID | None = None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.background.add_task(
+            write_audit,
+            self.sessions,
+            action=action,
+            actor=self.actor,
+            request_id=context.request_id.get(),
+            order_id=order_id,
+            target=target,
+            detail=detail,
+        )
+
+
+async def get_auditor(request: Request, background: BackgroundTasks) -> Auditor:
+    return Auditor(request, background)
+
+
+async def get_registry(request: Request) -> TaskRegistry:
+    registry: TaskRegistry = request.app.state.registry
+    return registry
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AuditDep = Annotated[Auditor, Depends(get_auditor)]
+RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
 GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 

@@ -11,6 +11,7 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orders.context import request_id
 from orders.models import (
     DeliveryStatus,
     OrderEvent,
@@ -90,7 +91,11 @@ ENDPOINTS = select(col(WebhookEndpoint.id), col(WebhookEndpoint.event_types)).wh
 
 
 def _deliveries(
-    event_id: int, type_: str, endpoints: Sequence[tuple[uuid.UUID, list[str]]], now: datetime
+    order_id: uuid.UUID,
+    event_id: int,
+    type_: str,
+    endpoints: Sequence[tuple[uuid.UUID, list[str]]],
+    now: datetime,
 ) -> list[Any]:
     subscribed = [endpoint_id for endpoint_id, types in endpoints if type_ in types]
     if not subscribed:
@@ -108,7 +113,8 @@ def _deliveries(
         }
         for endpoint_id in subscribed
     ]
-    outbox = {"kind": DELIVER_WEBHOOKS, "payload": {"event_id": event_id}, "created_at": now}
+    payload = {"event_id": event_id, "order_id": str(order_id), "request_id": request_id.get()}
+    outbox = {"kind": DELIVER_WEBHOOKS, "payload": payload, "created_at": now}
     return [insert(table(WebhookDelivery)).values(rows), insert(table(Outbox)).values(outbox)]
 
 
@@ -118,7 +124,7 @@ async def record(
     now = utcnow()
     event_id: int = (await session.exec(_event_insert(order_id, type_, data, now))).scalar_one()
     endpoints = (await session.exec(ENDPOINTS)).all()
-    for statement in _deliveries(event_id, type_, endpoints, now):
+    for statement in _deliveries(order_id, event_id, type_, endpoints, now):
         await session.exec(statement)
     return event_id
 
@@ -127,6 +133,6 @@ def record_sync(session: Session, order_id: uuid.UUID, type_: str, data: dict[st
     now = utcnow()
     event_id: int = session.exec(_event_insert(order_id, type_, data, now)).scalar_one()
     endpoints = session.exec(ENDPOINTS).all()
-    for statement in _deliveries(event_id, type_, endpoints, now):
+    for statement in _deliveries(order_id, event_id, type_, endpoints, now):
         session.exec(statement)
     return event_id

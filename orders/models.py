@@ -304,3 +304,19 @@ class WebhookAttempt(SQLModel, table=True):
     response_body_excerpt: str | None = Field(default=None, max_length=2000)
     duration_ms: int
     error: str | None = Field(default=None, max_length=1000)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who changed what through the API, and when; written after the response (BackgroundTasks)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "order_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    at: datetime = _timestamp(index=True)
+    action: str = Field(max_length=64)
+    actor: str = Field(max_length=32, description="storefront or ops")
+    request_id: str | None = Field(default=None, max_length=64)
+    order_id: uuid.UUID | None = None
+    target: str | None = Field(default=None, max_length=200)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

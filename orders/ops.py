@@ -1,16 +1,35 @@
 """The operators' API (`X-API-Key`): actions on orders that the chain could not finish."""
 
+import asyncio
+import base64
+import contextlib
 import hmac
+import logging
 import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from sqlalchemy import insert
-from sqlmodel import select
+from fastapi import APIRouter, Depends, Query, Request
+from kombu.connection import Connection
+from sqlalchemy import and_, func, insert, or_
+from sqlmodel import col, select
 
-from orders import events
-from orders.dependencies import SessionDep, SettingsDep
-from orders.models import Order, OrderStatus, Outbox, table, utcnow
-from orders.problems import Problem, not_found
+from orders import context, events
+from orders.dependencies import AuditDep, SessionDep, SettingsDep
+from orders.models import (
+    AuditLog,
+    Invoice,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Outbox,
+    Payment,
+    WebhookDelivery,
+    table,
+    utcnow,
+)
+from orders.problems import Problem, invalid, not_found
 from orders.states import FULFIL_ORDER, STATUS_BEFORE, Step
 
 
@@ -27,11 +46,12 @@ async def require_ops_key(request: Request, settings: SettingsDep) -> str:
     return "ops"
 
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops_key)])
 
 
 @router.post("/orders/{order_id}/retry", status_code=202)
-async def retry_order(order_id: uuid.UUID, session: SessionDep) -> dict[str, str]:
+async def retry_order(order_id: uuid.UUID, session: SessionDep, audit: AuditDep) -> dict[str, str]:
     """Resume a failed order from the step that failed: back to that step's starting status, a
     fresh delivery count, and the rest of the chain published through the outbox."""
     order = (
@@ -58,9 +78,198 @@ async def retry_order(order_id: uuid.UUID, session: SessionDep) -> dict[str, str
     await session.exec(
         insert(table(Outbox)).values(
             kind=FULFIL_ORDER,
-            payload={"order_id": str(order_id), "from_step": step},
+            payload={
+                "order_id": str(order_id),
+                "from_step": step,
+                "request_id": context.request_id.get(),
+            },
             created_at=utcnow(),
         )
     )
     await session.commit()
+    audit("order.retry_requested", order_id=order_id, detail={"step": step})
     return {"id": str(order_id), "status": order.status, "resumed_from": step}
+
+
+QUEUES = ("orders", "invoices", "webhooks")
+
+
+def queue_depths(broker_url: str) -> dict[str, int | None]:
+    """Messages waiting per queue, asked of RabbitMQ with a passive declare (blocking: run it in
+    a thread). None for a queue, or for all, when the broker cannot say."""
+    depths: dict[str, int | None] = dict.fromkeys(QUEUES)
+    try:
+        with Connection(broker_url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
+            for name in QUEUES:
+                channel = connection.channel()
+                try:
+                    depths[name] = channel.queue_declare(name, passive=True).message_count
+                except Exception:
+                    depths[name] = None
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+    except OSError:
+        log.warning("broker unreachable for queue depths")
+    return depths
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))]
+
+
+@router.get("/summary")
+async def summary(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """What the ops dashboard shows at the top."""
+    now = utcnow()
+    hour_ago = now - timedelta(hours=1)
+    by_status = dict(
+        (await session.exec(select(Order.status, func.count()).group_by(col(Order.status)))).all()
+    )
+    last_hour = dict(
+        (
+            await session.exec(
+                select(Order.status, func.count())
+                .where(col(Order.created_at) >= hour_ago)
+                .group_by(col(Order.status))
+            )
+        ).all()
+    )
+    completed = (
+        await session.exec(
+            select(OrderEvent.occurred_at, Order.created_at)
+            .join(Order, col(Order.id) == col(OrderEvent.order_id))
+            .where(
+                OrderEvent.type == "order.completed",
+                col(OrderEvent.occurred_at) >= now - timedelta(days=1),
+            )
+        )
+    ).all()
+    durations = sorted((done - placed).total_seconds() * 1000 for done, placed in completed)
+    oldest = (
+        await session.exec(
+            select(func.min(Outbox.created_at)).where(col(Outbox.published_at).is_(None))
+        )
+    ).one()
+    deliveries = dict(
+        (
+            await session.exec(
+                select(WebhookDelivery.status, func.count())
+                .where(col(WebhookDelivery.created_at) >= now - timedelta(days=1))
+                .group_by(col(WebhookDelivery.status))
+            )
+        ).all()
+    )
+    settled = deliveries.get("delivered", 0) + deliveries.get("failed", 0)
+    return {
+        "orders_by_status": by_status,
+        "orders_by_status_last_hour": last_hour,
+        "placed_to_completed_ms_last_24h": {
+            "count": len(durations),
+            "p50": percentile(durations, 50),
+            "p95": percentile(durations, 95),
+        },
+        "outbox_lag_s": (now - oldest).total_seconds() if oldest else 0.0,
+        "queue_depths": await asyncio.to_thread(queue_depths, settings.broker_url),
+        "failed_orders": by_status.get("failed", 0),
+        "webhooks_last_24h": {
+            "by_status": deliveries,
+            "success_rate": deliveries.get("delivered", 0) / settled if settled else None,
+        },
+    }
+
+
+@router.get("/orders")
+async def list_orders(
+    session: SessionDep,
+    status: OrderStatus | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    query = select(Order)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if since is not None:
+        query = query.where(col(Order.created_at) >= since)
+    if until is not None:
+        query = query.where(col(Order.created_at) < until)
+    if cursor is not None:
+        try:
+            created, _, last_id = base64.urlsafe_b64decode(cursor).decode().partition("|")
+            after = (datetime.fromisoformat(created), uuid.UUID(last_id))
+        except ValueError as exc:
+            raise invalid("cursor", "not a cursor this API gave out") from exc
+        query = query.where(
+            or_(
+                col(Order.created_at) < after[0],
+                and_(col(Order.created_at) == after[0], col(Order.id) < after[1]),
+            )
+        )
+    rows = list(
+        await session.exec(
+            query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit + 1)
+        )
+    )
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = base64.urlsafe_b64encode(
+            f"{last.created_at.isoformat()}|{last.id}".encode()
+        ).decode()
+    return {"items": [_order_row(o) for o in page], "next_cursor": next_cursor}
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    return order.model_dump(
+        mode="json", exclude={"access_token_hash", "version", "step", "step_attempts"}
+    )
+
+
+@router.get("/orders/{order_id}")
+async def order_detail(order_id: uuid.UUID, session: SessionDep) -> dict[str, Any]:
+    """Everything about one order, for support: lines, payment, timeline, invoice, webhooks."""
+    order = await session.get(Order, order_id)
+    if order is None:
+        raise not_found("order with this id")
+    lines = await session.exec(select(OrderLine).where(OrderLine.order_id == order_id))
+    payment = (await session.exec(select(Payment).where(Payment.order_id == order_id))).first()
+    timeline = await session.exec(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.seq))
+    )
+    invoice = (
+        await session.exec(
+            select(Invoice.number, Invoice.sha256, Invoice.issued_at, Invoice.rendered_at).where(
+                Invoice.order_id == order_id
+            )
+        )
+    ).first()
+    deliveries = await session.exec(
+        select(WebhookDelivery)
+        .join(OrderEvent, col(OrderEvent.id) == col(WebhookDelivery.event_id))
+        .where(OrderEvent.order_id == order_id)
+        .order_by(col(WebhookDelivery.created_at))
+    )
+    audit_rows = await session.exec(
+        select(AuditLog).where(AuditLog.order_id == order_id).order_by(col(AuditLog.at))
+    )
+    return {
+        "order": _order_row(order) | {"step": order.step, "step_attempts": order.step_attempts},
+        "lines": [line.model_dump(mode="json", exclude={"id", "order_id"}) for line in lines],
+        "payment": payment.model_dump(mode="json", exclude={"id", "order_id", "token_fingerprint"})
+        if payment
+        else None,
+        "events": [e.model_dump(mode="json", exclude={"order_id"}) for e in timeline],
+        "invoice": dict(zip(("number", "sha256", "issued_at", "rendered_at"), invoice, strict=True))
+        if invoice
+        else None,
+        "webhook_deliveries": [
+            d.model_dump(mode="json", exclude={"in_flight_until"}) for d in deliveries
+        ],
+        "audit": [a.model_dump(mode="json") for a in audit_rows],
+    }

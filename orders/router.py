@@ -1,13 +1,23 @@
 """The storefront's API: catalog, checkout, order status."""
 
+import logging
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
-from orders import service
-from orders.dependencies import GatewayDep, OrderDep, SessionDep, SettingsDep
+from orders import context, service
+from orders.aftercare import order_received_email, send_order_received
+from orders.dependencies import (
+    AuditDep,
+    GatewayDep,
+    OrderDep,
+    RegistryDep,
+    SessionDep,
+    SettingsDep,
+)
 from orders.models import Product
 from orders.problems import Problem, not_found
 from orders.schemas import (
@@ -21,7 +31,9 @@ from orders.schemas import (
     ProductPublic,
     ShippingAddress,
 )
+from orders.telemetry import ping
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 IdempotencyKeyHeader = Annotated[
@@ -65,6 +77,10 @@ async def place_order(
     session: SessionDep,
     gateway: GatewayDep,
     settings: SettingsDep,
+    audit: AuditDep,
+    background: BackgroundTasks,
+    registry: RegistryDep,
+    request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     if not idempotency_key:
@@ -76,6 +92,21 @@ async def place_order(
         )
     outcome = await service.place_order(session, gateway, settings, cart, idempotency_key)
     response = outcome.response
+    if response.status == 202 and not outcome.replayed:
+        order = response.body
+        context.order_id.set(order["id"])
+        log.info("order %s placed", order["number"])
+        audit("order.placed", order_id=uuid.UUID(order["id"]), detail={"total": order["total"]})
+        if settings.smtp_host:
+            total = f"{order['currency']} {order['total'] / 100:.2f}"
+            email = order_received_email(
+                settings, str(cart.customer.email), cart.customer.name, order["number"], total
+            )
+            background.add_task(send_order_received, settings, email)
+        if settings.analytics_url:
+            data = {"order_id": order["id"], "total": order["total"], "currency": order["currency"]}
+            ping_ = ping(request.app.state.http, settings.analytics_url, "checkout.completed", data)
+            registry.spawn(ping_, name="analytics-ping")
     headers = dict(response.headers)
     if outcome.replayed:
         headers["idempotent-replayed"] = "true"

@@ -10,7 +10,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders import events, idempotency
+from orders import context, events, idempotency
 from orders.config import Settings
 from orders.events import order_snapshot
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
@@ -262,7 +262,11 @@ async def _write_order(
     await session.exec(
         insert(table(Outbox)).values(
             kind=FULFIL_ORDER,
-            payload={"order_id": str(order_id), "from_step": Step.RESERVE_INVENTORY},
+            payload={
+                "order_id": str(order_id),
+                "from_step": Step.RESERVE_INVENTORY,
+                "request_id": context.request_id.get(),
+            },
             created_at=now,
         )
     )

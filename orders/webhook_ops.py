@@ -11,7 +11,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 
-from orders.dependencies import SessionDep, SettingsDep
+from orders.dependencies import AuditDep, SessionDep, SettingsDep
 from orders.models import (
     DeliveryStatus,
     OrderEvent,
@@ -86,7 +86,7 @@ def public(endpoint: WebhookEndpoint) -> WebhookEndpointPublic:
 
 @router.post("/webhook-endpoints", status_code=201, response_model=WebhookEndpointWithSecret)
 async def create_endpoint(
-    body: WebhookEndpointCreate, session: SessionDep, settings: SettingsDep
+    body: WebhookEndpointCreate, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> WebhookEndpointWithSecret:
     endpoint = WebhookEndpoint(
         url=await checked_url(body.url, settings.webhook_allowed_hosts),
@@ -97,6 +97,7 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.commit()
+    audit("webhook_endpoint.created", target=str(endpoint.id), detail={"url": endpoint.url})
     return WebhookEndpointWithSecret(**public(endpoint).model_dump(), secret=endpoint.secret)
 
 
@@ -113,7 +114,11 @@ async def get_endpoint(endpoint: EndpointDep) -> WebhookEndpointPublic:
 
 @router.patch("/webhook-endpoints/{endpoint_id}", response_model=WebhookEndpointPublic)
 async def update_endpoint(
-    body: WebhookEndpointUpdate, endpoint: EndpointDep, session: SessionDep, settings: SettingsDep
+    body: WebhookEndpointUpdate,
+    endpoint: EndpointDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    audit: AuditDep,
 ) -> WebhookEndpointPublic:
     if body.url is not None:
         endpoint.url = await checked_url(body.url, settings.webhook_allowed_hosts)
@@ -130,13 +135,19 @@ async def update_endpoint(
     endpoint.updated_at = utcnow()
     session.add(endpoint)
     await session.commit()
+    audit(
+        "webhook_endpoint.updated",
+        target=str(endpoint.id),
+        detail=body.model_dump(exclude_none=True),
+    )
     return public(endpoint)
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=204)
-async def delete_endpoint(endpoint: EndpointDep, session: SessionDep) -> Response:
+async def delete_endpoint(endpoint: EndpointDep, session: SessionDep, audit: AuditDep) -> Response:
     await session.delete(endpoint)
     await session.commit()
+    audit("webhook_endpoint.deleted", target=str(endpoint.id))
     return Response(status_code=204)
 
 
@@ -144,7 +155,7 @@ async def delete_endpoint(endpoint: EndpointDep, session: SessionDep) -> Respons
     "/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointWithSecret
 )
 async def rotate_secret(
-    endpoint: EndpointDep, session: SessionDep, settings: SettingsDep
+    endpoint: EndpointDep, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> WebhookEndpointWithSecret:
     """A new secret; the old one keeps signing too for the grace period, so receivers can switch
     without missing a message."""
@@ -155,11 +166,14 @@ async def rotate_secret(
     endpoint.updated_at = now
     session.add(endpoint)
     await session.commit()
+    audit("webhook_endpoint.secret_rotated", target=str(endpoint.id))
     return WebhookEndpointWithSecret(**public(endpoint).model_dump(), secret=endpoint.secret)
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/replay", status_code=202)
-async def replay(body: ReplayRequest, endpoint: EndpointDep, session: SessionDep) -> dict[str, int]:
+async def replay(
+    body: ReplayRequest, endpoint: EndpointDep, session: SessionDep, audit: AuditDep
+) -> dict[str, int]:
     """Send again every event of the endpoint's types in [since, until), under the original
     `webhook-id`s, so receivers that have them already can drop them."""
     if body.until <= body.since:
@@ -196,6 +210,7 @@ async def replay(body: ReplayRequest, endpoint: EndpointDep, session: SessionDep
             )
         )
     await session.commit()
+    audit("webhook_endpoint.replayed", target=str(endpoint.id), detail=body.model_dump(mode="json"))
     return {"deliveries": len(found)}
 
 
@@ -283,7 +298,7 @@ async def get_delivery(delivery_id: uuid.UUID, session: SessionDep) -> WebhookDe
 
 
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202)
-async def redeliver(delivery_id: uuid.UUID, session: SessionDep) -> dict[str, str]:
+async def redeliver(delivery_id: uuid.UUID, session: SessionDep, audit: AuditDep) -> dict[str, str]:
     deliveries = table(WebhookDelivery)
     result = await session.exec(
         update(deliveries).where(deliveries.c.id == delivery_id).values(**_due_again(utcnow()))
@@ -291,4 +306,5 @@ async def redeliver(delivery_id: uuid.UUID, session: SessionDep) -> dict[str, st
     if not result.rowcount:
         raise not_found("webhook delivery with this id")
     await session.commit()
+    audit("webhook_delivery.redelivered", target=str(delivery_id))
     return {"id": str(delivery_id), "status": DeliveryStatus.PENDING}

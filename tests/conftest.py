@@ -17,6 +17,7 @@ from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, star
 
 TABLES = ", ".join(
     [
+        "audit_log",
         "webhook_attempt",
         "webhook_delivery",
         "webhook_endpoint",

@@ -1,0 +1,36 @@
+"""`GET /metrics` for Prometheus: the API's own counters, plus gauges read from PostgreSQL at
+scrape time (orders by status, outbox lag, webhook deliveries), which every API process can
+answer alike. Workers export their task metrics themselves (fulfillment.metrics)."""
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from orders.dependencies import SessionDep
+from orders.models import Order, Outbox, WebhookDelivery, utcnow
+
+ORDERS = Gauge("orders_by_status", "Orders per status", ["status"])
+OUTBOX_LAG = Gauge("orders_outbox_lag_seconds", "Age of the oldest unpublished outbox row")
+DELIVERIES = Gauge("orders_webhook_deliveries", "Webhook deliveries per status", ["status"])
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(session: SessionDep) -> Response:
+    for status, n in await session.exec(
+        select(Order.status, func.count()).group_by(col(Order.status))
+    ):
+        ORDERS.labels(status).set(n)
+    oldest = (
+        await session.exec(
+            select(func.min(Outbox.created_at)).where(col(Outbox.published_at).is_(None))
+        )
+    ).one()
+    OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
+    for status, n in await session.exec(
+        select(WebhookDelivery.status, func.count()).group_by(col(WebhookDelivery.status))
+    ):
+        DELIVERIES.labels(status).set(n)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

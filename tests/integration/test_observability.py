@@ -1,0 +1,135 @@
+"""The 500 ms rule made visible: Server-Timing, the budget, /metrics, ops status endpoints, and one
+request id followed from the API through the relay to the worker's logs."""
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from tests.conftest import RELAY_READY, WORKER_READY, running_app
+from tests.fulfilment_support import place, settle
+from tests.processes import celery_worker, relay
+from tests.support import free_port, make_cart, new_key
+
+OPS = {"X-API-Key": "change-me"}
+
+
+async def test_every_response_carries_server_timing_and_a_request_id(client):
+    response = await client.get("/products", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    name, _, duration = response.headers["server-timing"].partition(";dur=")
+    assert name == "app"
+    assert float(duration) >= 0
+    generated = await client.get("/products", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_requests_over_the_budget_are_logged_and_counted(
+    db, test_settings, caplog: pytest.LogCaptureFixture
+):
+    async with running_app(test_settings(request_budget_ms=0)) as client:
+        with caplog.at_level(logging.WARNING, logger="orders.budget"):
+            await client.get("/products")
+        metrics = (await client.get("/metrics")).text
+    assert "GET /products took" in caplog.text
+    assert 'orders_http_over_budget_total{method="GET",route="/products"}' in metrics
+
+
+async def test_metrics_show_latency_per_route_orders_by_status_and_outbox_lag(client):
+    await client.post("/orders", json=make_cart(), headers=new_key())
+    metrics = (await client.get("/metrics")).text
+    assert (
+        'orders_http_request_duration_seconds_bucket{le="0.5",method="POST",route="/orders",status="202"}'
+        in metrics
+    )
+    assert 'orders_by_status{status="pending"} 1.0' in metrics
+    lag = next(
+        line for line in metrics.splitlines() if line.startswith("orders_outbox_lag_seconds")
+    )
+    assert float(lag.split()[-1]) >= 0
+
+
+async def test_ops_endpoints_need_the_key(client):
+    for path in ("/ops/summary", "/ops/orders"):
+        response = await client.get(path)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_ops_summary_orders_and_order_detail(db, test_settings, broker_url):
+    async with running_app(test_settings(broker_url=broker_url)) as client:
+        placed = [await place(client) for _ in range(3)]
+        summary = (await client.get("/ops/summary", headers=OPS)).json()
+        assert summary["orders_by_status"] == {"pending": 3}
+        assert summary["orders_by_status_last_hour"] == {"pending": 3}
+        assert summary["outbox_lag_s"] >= 0
+        assert set(summary["queue_depths"]) == {"orders", "invoices", "webhooks"}
+        assert summary["failed_orders"] == 0
+
+        first = (await client.get("/ops/orders", params={"limit": 2}, headers=OPS)).json()
+        assert [o["id"] for o in first["items"]] == [placed[2]["id"], placed[1]["id"]]
+        second = (
+            await client.get(
+                "/ops/orders", params={"limit": 2, "cursor": first["next_cursor"]}, headers=OPS
+            )
+        ).json()
+        assert [o["id"] for o in second["items"]] == [placed[0]["id"]]
+        assert second["next_cursor"] is None
+        assert "access_token_hash" not in first["items"][0]
+        filtered = await client.get("/ops/orders", params={"status": "failed"}, headers=OPS)
+        assert filtered.json()["items"] == []
+
+        detail = (await client.get(f"/ops/orders/{placed[0]['id']}", headers=OPS)).json()
+        assert detail["order"]["status"] == "pending"
+        assert [line["sku"] for line in detail["lines"]] == ["MUG-001", "NB-A5"]
+        assert detail["payment"]["status"] == "authorized"
+        assert [e["type"] for e in detail["events"]] == ["order.placed"]
+        assert detail["invoice"] is None
+        assert [a["action"] for a in detail["audit"]] == ["order.placed"]
+
+
+async def test_one_request_id_follows_the_order_through_relay_and_worker(
+    http_gateway_client, db, stack_env, tmp_path
+):
+    metrics_port = free_port()
+    env = stack_env | {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "WORKER_METRICS_PORT": str(metrics_port),
+    }
+    (tmp_path / "metrics").mkdir()
+    worker = celery_worker(env, tmp_path).start(WORKER_READY)
+    relay_ = relay(env, tmp_path).start(RELAY_READY)
+    try:
+        response = await http_gateway_client.post(
+            "/orders", json=make_cart(), headers=new_key() | {"X-Request-ID": "trace-me-42"}
+        )
+        order_id = response.json()["id"]
+        await settle(db, [order_id])
+        async with httpx.AsyncClient() as scraper:
+            worker_metrics = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    finally:
+        relay_.stop()
+        worker.stop()
+
+    def lines_about(log: str) -> list[dict[str, str]]:
+        entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        return [e for e in entries if e.get("request_id") == "trace-me-42"]
+
+    relay_lines = lines_about(relay_.log())
+    worker_lines = lines_about(worker.log())
+    assert relay_lines
+    assert all(e["order_id"] == order_id for e in relay_lines)
+    tasks = {e["message"].split("[")[0] for e in worker_lines if "succeeded" in e["message"]}
+    assert tasks == {
+        "Task fulfillment.reserve_inventory",
+        "Task fulfillment.capture_payment",
+        "Task fulfillment.render_invoice",
+        "Task fulfillment.notify",
+    }
+    assert all(e["order_id"] == order_id for e in worker_lines)
+    assert (
+        'fulfillment_task_outcomes_total{outcome="success",task="fulfillment.render_invoice"} 1.0'
+        in worker_metrics
+    )
+    assert "fulfillment_task_duration_seconds_bucket" in worker_metrics
