@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     background_max_in_flight: int = 1_000
     background_drain_timeout_s: float = 5.0
     log_format: Literal["json", "text"] = "json"
+    max_image_bytes: int = 8 * 1024 * 1024
+    image_sizes: str = "128,512,1024"  # longest side of each variant, in pixels
+    image_workers: int = 2  # processes in the resize pool
 
     # Hosts, addresses or CIDRs a webhook endpoint may point at although they are not public
     # (comma-separated; the tests and the demo allow 127.0.0.1).

@@ -3,12 +3,15 @@
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 from fastapi import FastAPI
 
-from orders import idempotency, metrics, ops, webhook_ops
+from orders import idempotency, image_router, metrics, ops, webhook_ops
 from orders.background import TaskRegistry
 from orders.config import Settings, settings
 from orders.context import configure_logging
@@ -20,6 +23,7 @@ from orders.problems import install_problem_handlers
 from orders.router import router
 
 log = logging.getLogger(__name__)
+IMAGE_UPLOAD = re.compile(r"^/products/[^/]+/images$")
 
 
 async def purge_idempotency_keys_forever(app: FastAPI) -> None:
@@ -45,6 +49,12 @@ def create_app(s: Settings = settings) -> FastAPI:
         app.state.gateway = make_gateway(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
+        # CPU-bound resizing in other processes; "spawn" so no child inherits the event loop.
+        app.state.image_pool = ProcessPoolExecutor(
+            s.image_workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        if interrupted := await image_router.mark_interrupted(app.state.sessions):
+            log.warning("%d product images were left processing; marked interrupted", interrupted)
         purge = asyncio.create_task(purge_idempotency_keys_forever(app))
         try:
             yield
@@ -55,6 +65,7 @@ def create_app(s: Settings = settings) -> FastAPI:
             cancelled = await app.state.registry.drain(s.background_drain_timeout_s)
             if cancelled:
                 log.warning("cancelled %d background tasks still running at shutdown", cancelled)
+            app.state.image_pool.shutdown(wait=False, cancel_futures=True)
             await app.state.http.aclose()
             await app.state.gateway.aclose()
             await engine.dispose()
@@ -66,12 +77,23 @@ def create_app(s: Settings = settings) -> FastAPI:
     )
     app.state.settings = s
     install_problem_handlers(app, s.unavailable_retry_after_s)
-    app.add_middleware(BodySizeLimit, max_bytes=s.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=s.max_body_bytes,
+        uploads=(IMAGE_UPLOAD, s.max_image_bytes),
+    )
     app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
     app.include_router(router)
     app.include_router(ops.router)
     app.include_router(webhook_ops.router)
     app.include_router(metrics.router)
+    app.include_router(image_router.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        """Answers from the event loop alone: its latency is the loop's."""
+        return {"status": "ok"}
+
     return app
 
 

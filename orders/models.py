@@ -320,3 +320,36 @@ class AuditLog(SQLModel, table=True):
     order_id: uuid.UUID | None = None
     target: str | None = Field(default=None, max_length=200)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class ImageStatus(StrEnum):
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the API process stopped while it was resizing
+
+
+class ProductImage(SQLModel, table=True):
+    __tablename__ = "product_image"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    sku: str = Field(foreign_key="product.sku", max_length=64, index=True)
+    status: ImageStatus = Field(default=ImageStatus.PROCESSING, sa_type=_status(ImageStatus))
+    content_type: str = Field(max_length=32)
+    original_bytes: int
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class ProductImageVariant(SQLModel, table=True):
+    __tablename__ = "product_image_variant"
+
+    image_id: uuid.UUID = Field(
+        foreign_key="product_image.id", ondelete="CASCADE", primary_key=True
+    )
+    size: int = Field(primary_key=True)
+    width: int
+    height: int
+    content_type: str = Field(max_length=32)
+    data: bytes = Field(sa_type=LargeBinary)

@@ -18,6 +18,8 @@ from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, star
 TABLES = ", ".join(
     [
         "audit_log",
+        "product_image_variant",
+        "product_image",
         "webhook_attempt",
         "webhook_delivery",
         "webhook_endpoint",
