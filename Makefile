@@ -18,8 +18,10 @@ PORT ?= 8000
 WORKER_QUEUES ?= orders,invoices,webhooks
 WORKER_CONCURRENCY ?= 2
 
-.PHONY: help install system-deps test lint fmt typecheck services migrate migration seed serve \
-	worker relay gateway clean
+N ?= 12
+
+.PHONY: help install system-deps demo test lint fmt typecheck services migrate migration seed \
+	serve worker relay gateway compose-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,16 +36,21 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed system-deps  ## create .venv and install from uv.lock
 
-# WeasyPrint needs Pango; HarfBuzz-Subset makes its font subsetting several times faster.
+# WeasyPrint needs Pango; HarfBuzz-Subset makes its font subsetting several times faster;
+# docker-compose (the Debian package) validates compose.yaml without an engine.
 SYSTEM_LIBS := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
 	libharfbuzz-subset.so.0:libharfbuzz-subset0
 system-deps:  ## the system libraries WeasyPrint needs (installed with apt-get when root)
 	@missing=""; for pair in $(SYSTEM_LIBS); do \
 	  ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; done; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "WeasyPrint needs:$$missing (apt-get install$$missing)"; exit 1; fi; fi
+
+demo: install services  ## the whole flow on this machine: N orders (default 12), then a summary
+	$(BIN)/python -m demo.run --orders $(N)
 
 services: install  ## check that PostgreSQL and RabbitMQ answer (CI=true also starts them)
 	$(BIN)/python scripts/check_services.py $(if $(CI),--start)
@@ -86,6 +93,9 @@ fmt: install  ## format and autofix
 
 typecheck: install
 	$(BIN)/mypy .
+
+compose-check:  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
+	SECRET_KEY=check OPS_API_KEY=check docker-compose -f compose.yaml config --quiet && echo "compose.yaml is valid"
 
 test: services lint typecheck  ## everything: services, lint, types, migrations, every test
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m orders.db

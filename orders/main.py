@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from orders import idempotency, image_router, metrics, ops, webhook_ops
 from orders.background import TaskRegistry
@@ -53,8 +54,13 @@ def create_app(s: Settings = settings) -> FastAPI:
         app.state.image_pool = ProcessPoolExecutor(
             s.image_workers, mp_context=multiprocessing.get_context("spawn")
         )
-        if interrupted := await image_router.mark_interrupted(app.state.sessions):
-            log.warning("%d product images were left processing; marked interrupted", interrupted)
+        try:
+            if interrupted := await image_router.mark_interrupted(app.state.sessions):
+                log.warning(
+                    "%d product images were left processing; marked interrupted", interrupted
+                )
+        except SQLAlchemyError:  # the API starts without its database and answers 503 meanwhile
+            log.exception("could not mark interrupted product images")
         purge = asyncio.create_task(purge_idempotency_keys_forever(app))
         try:
             yield

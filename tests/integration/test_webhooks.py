@@ -241,7 +241,9 @@ async def test_scheduled_retries_live_in_the_database_and_survive_restarts(
         relay(env, tmp_path).start(RELAY_READY),
     ]
     await place(http_gateway_client)
-    wait_until(lambda: len(receiver.received("down")) >= 1, what="a first, failed attempt")
+    # Kill after the first attempt is recorded: an attempt cut off mid-flight keeps its lease
+    # (connect + read timeouts + 30 s) before anyone may try again.
+    wait_until(lambda: count(db, "webhook_attempt") >= 1, what="a first, failed attempt")
     for process in started:
         process.kill()  # worker and relay die; the next attempt is a row in PostgreSQL
     row = db.execute("SELECT status, next_attempt_at FROM webhook_delivery").fetchone()

@@ -1,0 +1,76 @@
+"""`make demo` end to end with a few orders, and compose.yaml checked without a Docker engine."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import ROOT, TEST_DATABASE_URL
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path):
+    summary_path = tmp_path / "summary.json"
+    env = os.environ | {
+        "DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_demo_test",
+        "BROKER_URL": broker_url,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "demo.run", "--orders", "6", "--summary", str(summary_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(summary_path.read_text())
+
+    statuses = summary["final_statuses"]
+    assert statuses["cancelled"] == 1  # the out-of-stock order
+    assert statuses["completed"] == summary["orders_placed"] - 1
+    assert any("declined card: 402" in note for note in summary["notes"])
+    assert any("double submit: same order both times: True" in note for note in summary["notes"])
+    for path, report in summary["webhooks"].items():
+        assert report["received"] == report["verified"], path
+    assert (
+        summary["webhooks"]["flaky"]["received"] == summary["webhooks"]["flaky"]["distinct_ids"] + 2
+    )
+    assert summary["emails_caught"] == summary["orders_placed"]
+    assert summary["invoices_saved"] == statuses["completed"]
+    for pid in summary["pids"]:  # nothing left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_compose_yaml_is_valid_and_production_shaped():
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose is missing: `make system-deps` installs it")
+    subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config", "--quiet"],
+        cwd=ROOT,
+        env=os.environ | {"SECRET_KEY": "check", "OPS_API_KEY": "check"},
+        check=True,
+    )
+    compose = yaml.safe_load(Path(ROOT, "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "rabbitmq", "mailpit", "migrate", "api", "relay", "worker"}
+    for name in ("postgres", "rabbitmq", "mailpit", "api", "worker"):
+        assert "healthcheck" in services[name], name
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["relay"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert "management" in services["rabbitmq"]["image"]
+    assert "ports" not in services["worker"]  # scalable: docker compose up --scale worker=3
+
+
+def test_the_image_runs_as_a_non_root_user_with_weasyprint_libraries():
+    dockerfile = Path(ROOT, "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "libpango-1.0-0" in dockerfile
+    assert "\nUSER app\n" in dockerfile
