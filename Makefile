@@ -49,8 +49,8 @@ system-deps:  ## the system libraries WeasyPrint needs (installed with apt-get w
 	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "WeasyPrint needs:$$missing (apt-get install$$missing)"; exit 1; fi; fi
 
-demo: install services  ## the whole flow on this machine: N orders (default 12), then a summary
-	$(BIN)/python -m demo.run --orders $(N)
+demo: install $(if $(filter services,$(STACK)),services)  ## the whole flow: N orders (12), STACK=embedded|services
+	$(BIN)/python -m demo.run --orders $(N) $(if $(STACK),--stack $(STACK))
 
 services: install  ## check that PostgreSQL and RabbitMQ answer (CI=true also starts them)
 	$(BIN)/python scripts/check_services.py $(if $(CI),--start)

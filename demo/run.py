@@ -198,6 +198,17 @@ def follow(api: str, orders: list[dict[str, Any]], timeout_s: float) -> dict[str
     return statuses
 
 
+def settle_webhooks(api: str, timeout_s: float) -> None:
+    """Wait until no webhook delivery is pending (the flaky receiver wants three tries)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=api, headers={"X-API-Key": OPS_KEY}, timeout=10) as client:
+        while time.monotonic() < deadline:
+            page = client.get("/ops/webhook-deliveries", params={"status": "pending", "limit": 1})
+            if not page.json()["items"]:
+                return
+            time.sleep(0.25)
+
+
 def step_timings(api: str, orders: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Milliseconds from each order's placement to each later event."""
     timings: dict[str, list[float]] = {step: [] for step in STEPS[1:]}
@@ -246,7 +257,15 @@ def verify_webhooks(receiver: str, secrets: dict[str, str]) -> dict[str, dict[st
     return report
 
 
-def services_env(folder: Path) -> dict[str, str]:
+def stack_env(stack: str, folder: Path) -> dict[str, str]:
+    """`embedded`: SQLite and a file-based kombu transport, nothing to install or run.
+    `services`: PostgreSQL and RabbitMQ, from DATABASE_URL / BROKER_URL or the local defaults."""
+    if stack == "embedded":
+        return {
+            "DATABASE_URL": f"sqlite:///{folder / 'orders.db'}",
+            "BROKER_URL": "filesystem://",
+            "BROKER_FOLDER": str(folder / "broker"),
+        }
     return {
         "DATABASE_URL": os.environ.get(
             "DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/orders_demo"
@@ -257,14 +276,17 @@ def services_env(folder: Path) -> dict[str, str]:
 
 def prepare_database(env: dict[str, str]) -> None:
     """A fresh database for every run, so the summary is this run's."""
-
     url = make_url(env["DATABASE_URL"])
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{url.database}"')
+    if url.get_backend_name() == "sqlite":
+        for suffix in ("", "-wal", "-shm"):  # a stale write-ahead log would replay the old run
+            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+    else:
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(
+            hide_password=False
+        )
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{url.database}"')
     python = sys.executable
     run_env = os.environ | env
     subprocess.run(
@@ -279,7 +301,11 @@ def prepare_database(env: dict[str, str]) -> None:
     )
 
 
-def purge_queues(broker_url: str) -> None:
+def purge_queues(env: dict[str, str]) -> None:
+    if "BROKER_FOLDER" in env:
+        shutil.rmtree(env["BROKER_FOLDER"], ignore_errors=True)
+        return
+    broker_url = env["BROKER_URL"]
     with Connection(broker_url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
         for name in ("orders", "invoices", "webhooks"):
             channel = connection.channel()
@@ -287,18 +313,19 @@ def purge_queues(broker_url: str) -> None:
                 channel.queue_purge(name)
 
 
-def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
+def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, folder: Path) -> int:
     started_at = time.monotonic()
-    folder = ROOT / ".demo"
+    folder = folder.resolve()
     shutil.rmtree(folder / "logs", ignore_errors=True)
     shutil.rmtree(folder / "invoices", ignore_errors=True)
     shutil.rmtree(folder / "mail", ignore_errors=True)
-    env = services_env(folder)
+    env = stack_env(stack, folder)
     console.print(
-        f"[bold]demo[/] on {env['DATABASE_URL'].split('@')[-1]} and RabbitMQ {env['BROKER_URL'].split('@')[-1]}"
+        f"[bold]demo[/] ({stack}) on {env['DATABASE_URL'].split('@')[-1]}"
+        f" and {env['BROKER_URL'].split('@')[-1]}"
     )
     prepare_database(env)
-    purge_queues(env["BROKER_URL"])
+    purge_queues(env)
 
     api_port, receiver_port, smtp_port = free_port(), free_port(), free_port()
     api, receiver = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{receiver_port}"
@@ -313,10 +340,10 @@ def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
         "PUBLIC_BASE_URL": api,
         "RELAY_POLL_INTERVAL_S": "0.5",
     }
-    stack = Stack(folder, env)
+    processes = Stack(folder, env)
     python = sys.executable
     try:
-        stack.start(
+        processes.start(
             "smtp",
             python,
             "-m",
@@ -328,10 +355,10 @@ def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
             "aiosmtpd.handlers.Mailbox",
             str(folder / "mail"),
         )
-        stack.start("receiver", python, "-m", "fakes.receiver", "--port", str(receiver_port))
-        stack.start("api", python, "-m", "uvicorn", "orders.main:app", "--port", str(api_port))
-        stack.start("relay", python, "-m", "fulfillment.relay")
-        stack.start(
+        processes.start("receiver", python, "-m", "fakes.receiver", "--port", str(receiver_port))
+        processes.start("api", python, "-m", "uvicorn", "orders.main:app", "--port", str(api_port))
+        processes.start("relay", python, "-m", "fulfillment.relay")
+        processes.start(
             "worker",
             str(Path(python).with_name("celery")),
             "-A",
@@ -348,8 +375,8 @@ def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
         )
         wait_http(f"{api}/health")
         wait_http(f"{receiver}/_admin/received/x")
-        stack.wait_for_log("relay", "relay started")
-        stack.wait_for_log("worker", "ready.")
+        processes.wait_for_log("relay", "relay started")
+        processes.wait_for_log("worker", "ready.")
         console.print(
             f"API {api}, relay, worker, webhook receiver {receiver}, SMTP sink :{smtp_port}: up"
         )
@@ -370,13 +397,13 @@ def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
 
         accepted, latencies, notes = asyncio.run(place_all(api, count))
         statuses = follow(api, accepted, timeout_s)
-        time.sleep(3)  # the last webhooks (the flaky receiver wants three tries)
+        settle_webhooks(api, timeout_s)
         timings = step_timings(api, accepted)
         invoices = save_invoices(api, accepted, folder / "invoices")
         webhooks = verify_webhooks(receiver, secrets)
         emails = sum(1 for _ in (folder / "mail").glob("*/*"))  # a Maildir: new/ and cur/
     finally:
-        stack.stop()
+        processes.stop()
 
     counts: dict[str, int] = {}
     for status in statuses.values():
@@ -394,7 +421,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None) -> int:
         "invoices_saved": invoices,
         "invoice_folder": str(folder / "invoices"),
         "wall_time_s": round(time.monotonic() - started_at, 1),
-        "pids": [process.pid for _, process in stack.processes],
+        "pids": [process.pid for _, process in processes.processes],
     }
     print_summary(summary)
     if summary_path:
@@ -434,8 +461,16 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--summary", type=Path, default=None, help="also write the summary as JSON")
+    configured = "DATABASE_URL" in os.environ or "BROKER_URL" in os.environ
+    parser.add_argument(
+        "--stack",
+        choices=("embedded", "services"),
+        default="services" if configured else "embedded",
+        help="embedded (SQLite, no broker server) unless DATABASE_URL or BROKER_URL is set",
+    )
+    parser.add_argument("--folder", type=Path, default=ROOT / ".demo", help="logs, invoices, data")
     args = parser.parse_args()
-    sys.exit(run(args.orders, args.timeout, args.summary))
+    sys.exit(run(args.orders, args.timeout, args.summary, args.stack, args.folder))
 
 
 if __name__ == "__main__":

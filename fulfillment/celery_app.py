@@ -1,12 +1,32 @@
 """The Celery app: `celery -A fulfillment.celery_app worker`. At-least-once delivery by design;
 the steps make redelivery harmless."""
 
+from pathlib import Path
+
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from fulfillment.config import settings
 
 ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE = "orders", "invoices", "webhooks"
+
+
+def transport_options() -> dict[str, object]:
+    """RabbitMQ: wait for publisher confirms. The embedded demo's `filesystem://` transport needs
+    no server: messages are files in a folder every process on the machine shares."""
+    if not settings.broker_url.startswith("filesystem://"):
+        return {"confirm_publish": True}
+    folder = Path(settings.broker_folder)
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.05,  # a file transport polls; RabbitMQ pushes
+    }
+
 
 app = Celery(
     "fulfillment",
@@ -23,7 +43,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_cancel_long_running_tasks_on_connection_loss=True,
-    broker_transport_options={"confirm_publish": True},
+    broker_transport_options=transport_options(),
     broker_connection_retry_on_startup=True,
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
     # Below RabbitMQ's consumer_timeout (30 min), which would otherwise close the channel.

@@ -11,6 +11,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
     db_pool_size: int = 5
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    broker_folder: str = ".demo/broker"  # for the embedded demo's filesystem:// transport
 
     payment_gateway: Literal["sandbox", "http"] = "sandbox"
     payment_gateway_url: str = "http://127.0.0.1:8099"

@@ -5,9 +5,14 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from fulfillment.config import Settings
+from orders.sqlite import is_sqlite, sync_url, tune
 
 
 def make_engine(settings: Settings, application_name: str) -> Engine:
+    if is_sqlite(settings.database_url):
+        engine = create_engine(sync_url(settings.database_url))
+        tune(engine)
+        return engine
     connect_args: dict[str, object] = {}
     if settings.database_url.startswith("postgresql"):
         connect_args = {"connect_timeout": 5, "application_name": application_name}

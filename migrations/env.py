@@ -11,6 +11,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import orders.models  # noqa: F401  - registers every table on SQLModel.metadata
 from orders.config import Settings
+from orders.sqlite import sync_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -27,7 +28,7 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 
 
 def database_url() -> str:
-    return config.attributes.get("database_url") or Settings().database_url
+    return sync_url(config.attributes.get("database_url") or Settings().database_url)
 
 
 def run_migrations_offline() -> None:

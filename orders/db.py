@@ -6,10 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders.config import Settings
+from orders.sqlite import async_url, is_sqlite, tune
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """One pool per process, sized on purpose: a request holds one connection for a few ms."""
+    if is_sqlite(settings.database_url):
+        engine = create_async_engine(async_url(settings.database_url))
+        tune(engine.sync_engine)
+        return engine
     connect_args: dict[str, object] = {}
     if settings.database_url.startswith("postgresql"):
         connect_args = {

@@ -11,13 +11,18 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     Sequence,
     Table,
     UniqueConstraint,
+    func,
+    select,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Column, Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -29,13 +34,31 @@ SQLModel.metadata.naming_convention = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
-ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=100_001, metadata=SQLModel.metadata)
+# SQLite autoincrements only an INTEGER PRIMARY KEY (the embedded demo); BIGINT everywhere else.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+FIRST_ORDER_NUMBER = 100_001
+ORDER_NUMBER_SEQ = Sequence(
+    "order_number_seq", start=FIRST_ORDER_NUMBER, metadata=SQLModel.metadata
+)
 
 
 def table(model: type[SQLModel]) -> Table:
     """The Core table of a model, for hot paths that skip the ORM's unit of work."""
     core: Table = model.__table__  # type: ignore[attr-defined]
     return core
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware in and out. PostgreSQL keeps the zone; SQLite (the embedded demo) stores
+    text without one, so values read back are marked UTC, as they were written."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def utcnow() -> datetime:
@@ -50,7 +73,18 @@ def _status(enum: type[StrEnum]) -> Any:
 
 
 def _timestamp(**kwargs: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+    return Field(default_factory=utcnow, sa_type=UtcDateTime, **kwargs)
+
+
+def next_order_number(dialect: str) -> Any:
+    """The next order number, as an SQL expression evaluated inside the INSERT. SQLite has no
+    sequences, but it has one writer at a time, so max + 1 in the same statement is safe there."""
+    if dialect == "sqlite":
+        orders = SQLModel.metadata.tables["order"]
+        return select(
+            func.coalesce(func.max(orders.c.number), FIRST_ORDER_NUMBER - 1) + 1
+        ).scalar_subquery()
+    return ORDER_NUMBER_SEQ.next_value()
 
 
 class OrderStatus(StrEnum):
@@ -124,7 +158,7 @@ class Order(SQLModel, table=True):
     step_attempts: int = 0
     failed_step: str | None = Field(default=None, max_length=32)
     failure_reason: str | None = Field(default=None, max_length=1000)
-    warehouse_synced_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    warehouse_synced_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -133,7 +167,7 @@ class OrderLine(SQLModel, table=True):
     __tablename__ = "order_line"
     __table_args__ = (UniqueConstraint("order_id", "sku"),)
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
     sku: str = Field(foreign_key="product.sku", max_length=64)
     name: str = Field(max_length=200)
@@ -143,7 +177,7 @@ class OrderLine(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE", unique=True)
     gateway: str = Field(max_length=32)
     authorization_id: str = Field(max_length=100, unique=True)
@@ -163,7 +197,7 @@ class StockReservation(SQLModel, table=True):
     __tablename__ = "stock_reservation"
     __table_args__ = (UniqueConstraint("order_id", "sku"),)
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
     sku: str = Field(foreign_key="product.sku", max_length=64)
     quantity: int
@@ -173,13 +207,13 @@ class StockReservation(SQLModel, table=True):
 class Invoice(SQLModel, table=True):
     """Numbered first (short transaction), rendered after: a number is never lost or reused."""
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE", unique=True)
     number: int = Field(unique=True)
     issued_at: datetime = _timestamp()
     pdf: bytes | None = Field(default=None, sa_type=LargeBinary)
     sha256: str | None = Field(default=None, max_length=64)
-    rendered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    rendered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class InvoiceCounter(SQLModel, table=True):
@@ -195,7 +229,7 @@ class OrderEvent(SQLModel, table=True):
     __tablename__ = "order_event"
     __table_args__ = (UniqueConstraint("order_id", "seq"),)
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
     seq: int = Field(description="1, 2, 3... per order: the order's timeline.")
     type: str = Field(max_length=64)
@@ -210,11 +244,11 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_unpublished", "id", postgresql_where="published_at IS NULL"),
     )
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     kind: str = Field(max_length=64)
     payload: dict[str, Any] = Field(sa_type=JSONType)
     created_at: datetime = _timestamp()
-    published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class IdempotencyStatus(StrEnum):
@@ -257,9 +291,7 @@ class WebhookEndpoint(SQLModel, table=True):
     # Signing keys must be readable to sign with; the API shows a secret only when it is made.
     secret: str = Field(max_length=100)
     previous_secret: str | None = Field(default=None, max_length=100)
-    previous_secret_expires_at: datetime | None = Field(
-        default=None, sa_type=DateTime(timezone=True)
-    )
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     consecutive_failures: int = 0
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
@@ -281,14 +313,14 @@ class WebhookDelivery(SQLModel, table=True):
     event_type: str = Field(max_length=64)
     status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, sa_type=_status(DeliveryStatus))
     attempts: int = 0
-    next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # Set at the first attempt (and again by a redelivery): no retry is scheduled past it.
-    retry_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    retry_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # Set while an attempt runs: counts against the endpoint's in-flight cap; a crashed
     # attempt's lease simply runs out.
-    in_flight_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    in_flight_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_error: str | None = Field(default=None, max_length=1000)
-    delivered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = _timestamp()
 
 
@@ -296,7 +328,7 @@ class WebhookAttempt(SQLModel, table=True):
     __tablename__ = "webhook_attempt"
     __table_args__ = (Index(None, "delivery_id", "attempted_at"),)
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     delivery_id: uuid.UUID = Field(foreign_key="webhook_delivery.id", ondelete="CASCADE")
     attempted_at: datetime = _timestamp(index=True)
     request_headers: dict[str, str] = Field(default_factory=dict, sa_type=JSONType)
@@ -312,7 +344,7 @@ class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
     __table_args__ = (Index(None, "order_id"),)
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     at: datetime = _timestamp(index=True)
     action: str = Field(max_length=64)
     actor: str = Field(max_length=32, description="storefront or ops")

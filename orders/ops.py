@@ -98,6 +98,8 @@ def queue_depths(broker_url: str) -> dict[str, int | None]:
     """Messages waiting per queue, asked of RabbitMQ with a passive declare (blocking: run it in
     a thread). None for a queue, or for all, when the broker cannot say."""
     depths: dict[str, int | None] = dict.fromkeys(QUEUES)
+    if not broker_url.startswith("amqp"):
+        return depths  # the embedded demo's file transport: no broker to ask
     try:
         with Connection(broker_url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
             for name in QUEUES:

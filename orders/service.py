@@ -24,6 +24,7 @@ from orders.models import (
     Payment,
     PaymentStatus,
     Product,
+    next_order_number,
     table,
     utcnow,
 )
@@ -192,6 +193,7 @@ async def _write_order(
             insert(table(Order))
             .values(
                 id=order_id,
+                number=next_order_number(session.sync_session.get_bind().dialect.name),
                 status=OrderStatus.PENDING,
                 customer_email=str(cart.customer.email),
                 customer_name=cart.customer.name,

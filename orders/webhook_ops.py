@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from orders.dependencies import AuditDep, SessionDep, SettingsDep
@@ -202,7 +203,10 @@ async def replay(
             }
             for event_id, event_type in found
         ]
-        stmt = pg_insert(table(WebhookDelivery)).values(rows)
+        dialect = session.sync_session.get_bind().dialect.name
+        stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(table(WebhookDelivery)).values(
+            rows
+        )
         await session.exec(
             stmt.on_conflict_do_update(
                 index_elements=["event_id", "endpoint_id"],

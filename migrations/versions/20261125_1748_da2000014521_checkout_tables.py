@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
 revision: str = "da2000014521"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -21,7 +22,11 @@ ORDER_NUMBER_SEQ = sa.Sequence("order_number_seq", start=100_001)
 
 
 def upgrade() -> None:
-    op.execute(sa.schema.CreateSequence(ORDER_NUMBER_SEQ))
+    # PostgreSQL numbers orders from a sequence; SQLite (the embedded demo) has none, and the
+    # checkout gives the number there (orders.models.next_order_number).
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.execute(sa.schema.CreateSequence(ORDER_NUMBER_SEQ))
     op.create_table(
         "idempotency_key",
         sa.Column("key", sa.String(length=255), nullable=False),
@@ -50,7 +55,7 @@ def upgrade() -> None:
         sa.Column(
             "number",
             sa.BigInteger(),
-            server_default=sa.text("nextval('order_number_seq')"),
+            server_default=sa.text("nextval('order_number_seq')") if postgres else None,
             nullable=False,
         ),
         sa.Column(
@@ -93,7 +98,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column(
             "payload",
@@ -131,7 +136,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "order_event",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -152,7 +157,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "order_line",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
         sa.Column("sku", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -171,7 +176,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "payment",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
         sa.Column("gateway", sa.String(length=32), nullable=False),
         sa.Column("authorization_id", sa.String(length=100), nullable=False),
@@ -216,4 +221,5 @@ def downgrade() -> None:
     op.drop_table("order")
     op.drop_index(op.f("ix_idempotency_key_created_at"), table_name="idempotency_key")
     op.drop_table("idempotency_key")
-    op.execute(sa.schema.DropSequence(ORDER_NUMBER_SEQ))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(sa.schema.DropSequence(ORDER_NUMBER_SEQ))

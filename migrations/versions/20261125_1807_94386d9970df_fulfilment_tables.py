@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
 revision: str = "94386d9970df"
 down_revision: str | None = "da2000014521"
 branch_labels: str | Sequence[str] | None = None
@@ -35,7 +36,7 @@ def upgrade() -> None:
     op.execute("INSERT INTO invoice_counter (id, last_number) VALUES (1, 0)")
     op.create_table(
         "invoice",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
@@ -51,7 +52,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "stock_reservation",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("order_id", sa.Uuid(), nullable=False),
         sa.Column("sku", sa.String(length=64), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
@@ -71,12 +72,14 @@ def upgrade() -> None:
     op.add_column(
         "order", sa.Column("tax_rate_bps", sa.Integer(), nullable=False, server_default="0")
     )
-    op.alter_column("order", "tax_rate_bps", server_default=None)
+    if op.get_bind().dialect.name != "sqlite":  # SQLite cannot drop a default in place
+        op.alter_column("order", "tax_rate_bps", server_default=None)
     op.add_column("order", sa.Column("step", sa.String(length=32), nullable=True))
     op.add_column(
         "order", sa.Column("step_attempts", sa.Integer(), nullable=False, server_default="0")
     )
-    op.alter_column("order", "step_attempts", server_default=None)
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("order", "step_attempts", server_default=None)
     op.add_column("order", sa.Column("failed_step", sa.String(length=32), nullable=True))
     op.add_column("order", sa.Column("failure_reason", sa.String(length=1000), nullable=True))
     op.add_column(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
 revision: str = "1662623c40bf"
 down_revision: str | None = "94386d9970df"
 branch_labels: str | Sequence[str] | None = None
@@ -95,7 +96,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_attempt",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("delivery_id", sa.Uuid(), nullable=False),
         sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
 revision: str = "7bf4fe797e14"
 down_revision: str | None = "1662623c40bf"
 branch_labels: str | Sequence[str] | None = None
@@ -20,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger(), nullable=False),
+        sa.Column("id", BIG_ID, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=32), nullable=False),

@@ -14,14 +14,18 @@ from tests.support import ROOT, TEST_DATABASE_URL
 
 
 @pytest.mark.slow
-def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path):
+@pytest.mark.parametrize("stack", ["embedded", "services"])
+def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path, stack):
     summary_path = tmp_path / "summary.json"
-    env = os.environ | {
-        "DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_demo_test",
-        "BROKER_URL": broker_url,
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    if stack == "services":
+        env |= {
+            "DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_demo_test",
+            "BROKER_URL": broker_url,
+        }
+    command = ["-m", "demo.run", "--orders", "6", "--stack", stack, "--folder", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, "-m", "demo.run", "--orders", "6", "--summary", str(summary_path)],
+        [sys.executable, *command, "--summary", str(summary_path)],
         cwd=ROOT,
         env=env,
         capture_output=True,
