@@ -21,7 +21,7 @@ WORKER_CONCURRENCY ?= 2
 N ?= 12
 
 .PHONY: help install system-deps demo test lint fmt typecheck services migrate migration seed \
-	serve worker relay gateway compose-check clean
+	serve worker relay gateway bench compose-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ fmt: install  ## format and autofix
 
 typecheck: install
 	$(BIN)/mypy .
+
+bench: install services  ## the 500 ms rule measured: about 5 minutes, table + bench/results/*.json
+	$(BIN)/python -m bench.run
 
 compose-check:  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
 	SECRET_KEY=check OPS_API_KEY=check docker-compose -f compose.yaml config --quiet && echo "compose.yaml is valid"

@@ -107,6 +107,19 @@ async def client(
         yield c
 
 
+@contextlib.contextmanager
+def fake_server(module: str, health_path: str) -> Iterator[str]:
+    """One of fakes/ as a real server process on a free loopback port; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(["-m", module, "--port", str(port)], f"{url}{health_path}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 class FakeGateway:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -123,12 +136,8 @@ class FakeGateway:
 
 @pytest.fixture(scope="session")
 def fake_gateway_server() -> Iterator[FakeGateway]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(["-m", "fakes.gateway", "--port", str(port)], f"{url}/_admin/stats")
-    yield FakeGateway(url)
-    process.terminate()
-    process.wait(timeout=10)
+    with fake_server("fakes.gateway", "/_admin/stats") as url:
+        yield FakeGateway(url)
 
 
 @pytest.fixture
@@ -143,12 +152,8 @@ class FakeWarehouse(FakeGateway):
 
 @pytest.fixture(scope="session")
 def fake_warehouse_server() -> Iterator[FakeWarehouse]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(["-m", "fakes.warehouse", "--port", str(port)], f"{url}/_admin/stats")
-    yield FakeWarehouse(url)
-    process.terminate()
-    process.wait(timeout=10)
+    with fake_server("fakes.warehouse", "/_admin/stats") as url:
+        yield FakeWarehouse(url)
 
 
 @pytest.fixture
@@ -174,14 +179,8 @@ class FakeReceiver:
 
 @pytest.fixture(scope="session")
 def fake_receiver_server() -> Iterator[FakeReceiver]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(
-        ["-m", "fakes.receiver", "--port", str(port)], f"{url}/_admin/received/x"
-    )
-    yield FakeReceiver(url)
-    process.terminate()
-    process.wait(timeout=10)
+    with fake_server("fakes.receiver", "/_admin/received/x") as url:
+        yield FakeReceiver(url)
 
 
 @pytest.fixture

@@ -1,0 +1,40 @@
+"""`make bench` in its seconds-long mode: the stack comes up, every phase runs, the table and the
+JSON come out. (Figures are printed, never asserted: speed is measured, not tested.)"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, TEST_DATABASE_URL
+
+
+@pytest.mark.slow
+def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
+    before = set(Path(ROOT, "bench", "results").glob("*.json"))
+    env = os.environ | {
+        "BENCH_DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_bench_test",
+        "BENCH_BROKER_URL": broker_url,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for heading in ("checkout, open loop", "capacity at p99", "naive", "pipeline:", "memory api"):
+        assert heading in result.stdout
+    written = set(Path(ROOT, "bench", "results").glob("*-smoke.json")) - before
+    assert len(written) == 1
+    results = json.loads(written.pop().read_text())
+    assert results["smoke"] is True
+    assert results["pipeline"]["orders"] == 5
+    assert results["checkout_open_loop"][0]["ok"] > 0
+    assert {"api", "worker"} <= set(results["memory"])
