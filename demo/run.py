@@ -316,6 +316,7 @@ def purge_queues(env: dict[str, str]) -> None:
 def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, folder: Path) -> int:
     started_at = time.monotonic()
     folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder / "logs", ignore_errors=True)
     shutil.rmtree(folder / "invoices", ignore_errors=True)
     shutil.rmtree(folder / "mail", ignore_errors=True)
