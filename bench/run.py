@@ -271,7 +271,7 @@ def run(smoke: bool) -> dict[str, Any]:
             if sum(result["errors"].values()) > result["sent"] / 2:
                 break  # saturated: a higher offered rate only sheds more
 
-        ladder: list[float] = [20] if smoke else [50, 100, 150, 200, 300, 400, 600, 800]
+        ladder: list[float] = [20] if smoke else [25, 50, 75, 100, 150, 200, 300, 400, 600, 800]
         step_s = 2 if smoke else 8
         orders_cap, orders_steps = capacity(f"{api}/orders", ladder, step_s)
         insert_cap, insert_steps = capacity(f"{api}/_bench/insert", ladder, step_s)
