@@ -1,7 +1,6 @@
 """The operators' API (`X-API-Key`): actions on orders that the chain could not finish."""
 
 import asyncio
-import base64
 import contextlib
 import hmac
 import logging
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from kombu.connection import Connection
-from sqlalchemy import and_, func, insert, or_
+from sqlalchemy import func, insert
 from sqlmodel import col, select
 
 from orders import context, events
@@ -29,7 +28,8 @@ from orders.models import (
     table,
     utcnow,
 )
-from orders.problems import Problem, invalid, not_found
+from orders.pagination import newest_first
+from orders.problems import Problem, not_found
 from orders.states import FULFIL_ORDER, STATUS_BEFORE, Step
 
 
@@ -200,30 +200,7 @@ async def list_orders(
         query = query.where(col(Order.created_at) >= since)
     if until is not None:
         query = query.where(col(Order.created_at) < until)
-    if cursor is not None:
-        try:
-            created, _, last_id = base64.urlsafe_b64decode(cursor).decode().partition("|")
-            after = (datetime.fromisoformat(created), uuid.UUID(last_id))
-        except ValueError as exc:
-            raise invalid("cursor", "not a cursor this API gave out") from exc
-        query = query.where(
-            or_(
-                col(Order.created_at) < after[0],
-                and_(col(Order.created_at) == after[0], col(Order.id) < after[1]),
-            )
-        )
-    rows = list(
-        await session.exec(
-            query.order_by(col(Order.created_at).desc(), col(Order.id).desc()).limit(limit + 1)
-        )
-    )
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = base64.urlsafe_b64encode(
-            f"{last.created_at.isoformat()}|{last.id}".encode()
-        ).decode()
+    page, next_cursor = await newest_first(session, query, Order, cursor, limit)
     return {"items": [_order_row(o) for o in page], "next_cursor": next_cursor}
 
 

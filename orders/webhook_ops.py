@@ -1,13 +1,12 @@
 """The operators' API for webhooks (`X-API-Key`): endpoints, deliveries, redelivery and replay."""
 
 import asyncio
-import base64
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import and_, or_, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -23,6 +22,7 @@ from orders.models import (
     utcnow,
 )
 from orders.ops import require_ops_key
+from orders.pagination import newest_first
 from orders.problems import invalid, not_found
 from orders.schemas import (
     ReplayRequest,
@@ -236,12 +236,6 @@ def delivery_public(delivery: WebhookDelivery) -> WebhookDeliveryPublic:
     )
 
 
-def _cursor(delivery: WebhookDelivery) -> str:
-    return base64.urlsafe_b64encode(
-        f"{delivery.created_at.isoformat()}|{delivery.id}".encode()
-    ).decode()
-
-
 @router.get("/webhook-deliveries", response_model=WebhookDeliveryPage)
 async def list_deliveries(
     session: SessionDep,
@@ -259,27 +253,10 @@ async def list_deliveries(
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     if event_type is not None:
         query = query.where(WebhookDelivery.event_type == event_type)
-    if cursor is not None:
-        try:
-            created, _, last_id = base64.urlsafe_b64decode(cursor).decode().partition("|")
-            after = (datetime.fromisoformat(created), uuid.UUID(last_id))
-        except ValueError as exc:
-            raise invalid("cursor", "not a cursor this API gave out") from exc
-        created_at, id_ = col(WebhookDelivery.created_at), col(WebhookDelivery.id)
-        query = query.where(
-            or_(created_at < after[0], and_(created_at == after[0], id_ < after[1]))
-        )
-    rows = list(
-        await session.exec(
-            query.order_by(
-                col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()
-            ).limit(limit + 1)
-        )
-    )
-    page = rows[:limit]
+    page, next_cursor = await newest_first(session, query, WebhookDelivery, cursor, limit)
     return WebhookDeliveryPage(
         items=[delivery_public(d) for d in page],
-        next_cursor=_cursor(page[-1]) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )
 
 
