@@ -84,13 +84,15 @@ async def place_order(
     except PricingError as exc:
         raise invalid(exc.field, exc.message) from exc
 
+    # Read in the claim's transaction, whose commit gives the connection back to the pool: no
+    # connection is held while the gateway thinks.
+    catalog = await _catalog_prices(session, [sku for sku, _ in lines])
     fingerprint = idempotency.request_hash(cart.model_dump(mode="json"))
     claim = await idempotency.claim(session, key, fingerprint, IdempotencyPolicy.of(settings))
     if isinstance(claim, StoredResponse):
         return CheckoutOutcome(with_access_token(claim, settings.secret_key), replayed=True)
 
     try:
-        catalog = await _catalog_prices(session, [sku for sku, _ in lines])
         priced = price_order(lines, cart.currency, catalog, settings.tax_rate_bps)
     except PricingError as exc:
         await idempotency.forget(session, key)

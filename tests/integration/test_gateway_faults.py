@@ -67,3 +67,24 @@ async def test_unreachable_gateway_is_503(db, test_settings):
         response = await client.post("/orders", json=make_cart(), headers=new_key())
     assert_problem(response, 503)
     assert_nothing_written(db)
+
+
+async def test_a_checkout_waiting_on_the_gateway_holds_no_database_connection(
+    db, test_settings, fake_gateway
+):
+    # One connection, given up on after 0.2 s; each authorization takes 0.4 s. Had a checkout kept
+    # its connection through the gateway call, the other two would time out on the pool (503).
+    fake_gateway.configure(latency_ms=400)
+    settings = test_settings(
+        payment_gateway="http",
+        payment_gateway_url=fake_gateway.url,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout_s=0.2,
+    )
+    async with running_app(settings) as client:
+        responses = await asyncio.gather(
+            *(client.post("/orders", json=make_cart(), headers=new_key()) for _ in range(3))
+        )
+    assert [r.status_code for r in responses] == [202, 202, 202], [r.text for r in responses]
+    assert count(db, '"order"') == 3
