@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--timeout", type=float, default=10)
+    parser.add_argument("--timeout", type=float, default=5)
     args = parser.parse_args()
     result = uvloop.run(run(args.url, args.rate, args.seconds, args.timeout))
     print(json.dumps(result))

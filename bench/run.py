@@ -1,21 +1,22 @@
 """`make bench`: the 500 ms rule, measured on this machine against limits measured in the same run.
 
-    python -m bench.run            # about 5 minutes
+    python -m bench.run            # about 6 minutes
     python -m bench.run --smoke    # seconds: checks that the table and the JSON come out
 
-Runs on PostgreSQL and RabbitMQ as production would (uvicorn with 2 workers, the relay, a Celery
-worker with 2 processes, a fake card gateway answering after 50 ms), all on 127.0.0.1, and writes
+Runs on PostgreSQL and RabbitMQ as production would (uvicorn with 2 workers, the relay, Celery
+workers, a fake card gateway answering after 50 ms), all on 127.0.0.1, and writes
 bench/results/<timestamp>.json. Checkout phases run with the relay and workers stopped: on a
-2-core box they would take the API's CPU, where in production they run on other machines.
+2-core box they would take the API's CPU, where in production they run on other machines. The
+pipeline runs twice, once per worker layout (LAYOUTS), each against its own render limit.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.checkout_load import percentile
+from bench.procs import RssSampler, cpu_delta, cpu_s, service_root, snapshot
 from demo.run import Stack, free_port, prepare_database, purge_queues, wait_http
 from tests.support import make_cart
 
@@ -39,63 +41,10 @@ def libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class RssSampler:
-    """Peak, first and last resident memory of process trees, sampled every 0.5 s from /proc."""
-
-    def __init__(self, roots: dict[str, int]) -> None:
-        self.roots = roots
-        self.samples: dict[str, list[int]] = {name: [] for name in roots}
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _tree_rss_kb(self, root: int) -> int:
-        parents: dict[int, int] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                parents[int(stat.parent.name)] = int(fields[1])
-            except (OSError, IndexError, ValueError):
-                continue
-        tree, frontier = {root}, [root]
-        while frontier:
-            pid = frontier.pop()
-            children = [child for child, parent in parents.items() if parent == pid]
-            tree.update(children)
-            frontier.extend(children)
-        total = 0
-        for pid in tree:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                continue
-        return total
-
-    def _run(self) -> None:
-        while not self.stopping.wait(0.5):
-            for name, pid in self.roots.items():
-                self.samples[name].append(self._tree_rss_kb(pid))
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def report(self) -> dict[str, dict[str, float]]:
-        self.stopping.set()
-        self.thread.join()
-        return {
-            name: {
-                "start_mb": round(s[0] / 1024, 1),
-                "peak_mb": round(max(s) / 1024, 1),
-                "end_mb": round(s[-1] / 1024, 1),
-            }
-            for name, s in self.samples.items()
-            if s
-        }
-
-
-def openloop(url: str, rate: float, seconds: float) -> dict[str, Any]:
-    """One fixed-rate run in a process of its own, so its CPU use can be reported."""
+def openloop(url: str, rate: float, seconds: float, roots: dict[str, int]) -> dict[str, Any]:
+    """One fixed-rate run in a process of its own, so its CPU use can be reported; with the CPU
+    time each part of the stack (`roots`) spent per answered request."""
+    before = cpu_s(roots, snapshot())
     out = subprocess.run(
         [
             sys.executable,
@@ -114,6 +63,10 @@ def openloop(url: str, rate: float, seconds: float) -> dict[str, Any]:
         check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    spent = cpu_delta(before, cpu_s(roots, snapshot()))
+    result["cpu_ms_per_request"] = {
+        name: round(1000 * s / max(1, result["ok"]), 2) for name, s in spent.items()
+    }
     return result
 
 
@@ -126,17 +79,55 @@ def within_budget(result: dict[str, Any]) -> bool:
     )
 
 
+def settle(api: str, timeout_s: float = 20) -> None:
+    """After an overloaded step, wait until the API has worked off its backlog."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{api}/health", timeout=5)
+            if time.perf_counter() - started < 0.02:
+                return
+        time.sleep(0.5)
+
+
 def capacity(
-    url: str, rates: list[float], seconds: float
+    api: str,
+    path: str,
+    rates: tuple[float, float],
+    seconds: float,
+    refine: int,
+    roots: dict[str, int],
 ) -> tuple[float | None, list[dict[str, Any]]]:
-    """The highest offered rate whose p99 stays within the budget (stepping up until it does not)."""
-    best, steps = None, []
-    for rate in rates:
-        result = openloop(url, rate, seconds)
+    """The highest offered rate whose p99 stays within the budget: double the rate from the first
+    of `rates` until one fails (or passes the second), then halve the gap between the last good
+    and the first bad rate `refine` times."""
+    best: float | None = None
+    worst: float | None = None
+    steps: list[dict[str, Any]] = []
+
+    def probe(rate: float) -> bool:
+        result = openloop(f"{api}{path}", rate, seconds, roots)
         steps.append(result)
-        if not within_budget(result):
+        if within_budget(result):
+            return True
+        settle(api)
+        return False
+
+    rate, highest = rates
+    while rate <= highest:
+        if not probe(rate):
+            worst = rate
             break
-        best = rate
+        best, rate = rate, rate * 2
+    for _ in range(refine if worst is not None else 0):
+        middle = round(((best or 0) + worst) / 2) if worst else 0
+        if middle in (best, worst) or not middle:
+            break
+        if probe(middle):
+            best = middle
+        else:
+            worst = middle
     return best, steps
 
 
@@ -212,6 +203,46 @@ def pipeline(api: str, db_url: str, count: int, timeout_s: float) -> dict[str, A
     }
 
 
+# Worker layouts for the pipeline: (name, queues, prefork processes). The render limit of a layout
+# counts the processes that take the invoices queue.
+LAYOUTS: dict[str, list[tuple[str, str, int]]] = {
+    "split": [("render", "invoices", 1), ("steps", "orders,webhooks", 2)],
+    "one pool": [("worker", "orders,invoices,webhooks", 2)],
+}
+
+
+def render_processes(layout: list[tuple[str, str, int]]) -> int:
+    return sum(n for _, queues, n in layout if "invoices" in queues.split(","))
+
+
+def start_workers(stack: Stack, layout: list[tuple[str, str, int]]) -> None:
+    celery = str(Path(sys.executable).with_name("celery"))
+    for name, queues, processes in layout:
+        stack.start(
+            name,
+            celery,
+            "-A",
+            "fulfillment.celery_app",
+            "worker",
+            "-n",
+            f"{name}@%h",
+            "-Q",
+            queues,
+            "--concurrency",
+            str(processes),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        )
+    for name, _, _ in layout:
+        stack.wait_for_log(name, "ready.")
+
+
+def set_gateway_latency(gateway: str, latency_ms: int) -> None:
+    httpx.put(f"{gateway}/_admin/config", json={"latency_ms": latency_ms}).raise_for_status()
+
+
 def run(smoke: bool) -> dict[str, Any]:
     folder = ROOT / ".bench"
     db_url = os.environ.get(
@@ -225,22 +256,19 @@ def run(smoke: bool) -> dict[str, Any]:
         conn.execute("UPDATE product SET stock_on_hand = 1000000000")
 
     gateway_port, api_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{api_port}"
+    api, gateway = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{gateway_port}"
     env |= {
         "PAYMENT_GATEWAY": "http",
-        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
+        "PAYMENT_GATEWAY_URL": gateway,
         "LOG_FORMAT": "json",
         "OPS_API_KEY": "bench",
         "DB_POOL_SIZE": "10",
     }
-    workers = 2
     stack = Stack(folder, env)
     py = sys.executable
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "smoke": smoke}
     try:
-        stack.start(
-            "gateway", py, "-m", "fakes.gateway", "--port", str(gateway_port), "--latency-ms", "50"
-        )
+        stack.start("gateway", py, "-m", "fakes.gateway", "--port", str(gateway_port))
         stack.start(
             "api",
             py,
@@ -256,25 +284,41 @@ def run(smoke: bool) -> dict[str, Any]:
             "warning",
         )
         wait_http(f"{api}/health")
-        wait_http(f"http://127.0.0.1:{gateway_port}/_admin/stats")
-        api_pid = stack.processes[1][1].pid
-        sampler = RssSampler({"api": api_pid})
+        wait_http(f"{gateway}/_admin/stats")
+        sampler = RssSampler({"api": stack.pid("api")})
         sampler.start()
+        procs = snapshot()
+        roots = {"api": stack.pid("api"), "gateway": stack.pid("gateway")}
+        for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
+            if (root := service_root(process, procs)) is not None:
+                roots[name] = root
 
         seconds = 2 if smoke else 15
-        openloop(f"{api}/orders", 20 if smoke else 50, 2 if smoke else 3)  # warm-up
-        rates = [20] if smoke else [50, 100, 200, 400, 800]
+        set_gateway_latency(gateway, 50)
+        openloop(f"{api}/orders", 20 if smoke else 50, 2 if smoke else 3, roots)  # warm-up
         results["checkout_open_loop"] = []
-        for rate in rates:
-            result = openloop(f"{api}/orders", rate, seconds)
+        for rate in [20] if smoke else [50, 100, 200, 400, 800]:
+            result = openloop(f"{api}/orders", rate, seconds, roots)
             results["checkout_open_loop"].append(result)
-            if sum(result["errors"].values()) > result["sent"] / 2:
-                break  # saturated: a higher offered rate only sheds more
+            if not within_budget(result):
+                break  # saturated: a higher offered rate only queues and sheds more
+        settle(api)
+        # A rate the service sustains, with an instant gateway: what the service itself adds.
+        set_gateway_latency(gateway, 0)
+        results["checkout_gateway_0ms"] = openloop(
+            f"{api}/orders", 20 if smoke else 100, seconds, roots
+        )
+        set_gateway_latency(gateway, 50)
+        settle(api)
 
-        ladder: list[float] = [20] if smoke else [25, 50, 75, 100, 150, 200, 300, 400, 600, 800]
-        step_s = 2 if smoke else 8
-        orders_cap, orders_steps = capacity(f"{api}/orders", ladder, step_s)
-        insert_cap, insert_steps = capacity(f"{api}/_bench/insert", ladder, step_s)
+        step_s, refine = (2, 0) if smoke else (8, 2)
+        orders_cap, orders_steps = capacity(
+            api, "/orders", (20, 20) if smoke else (25, 6400), step_s, refine, roots
+        )
+        openloop(f"{api}/_bench/insert", 20 if smoke else 100, 2 if smoke else 3, roots)
+        insert_cap, insert_steps = capacity(
+            api, "/_bench/insert", (20, 20) if smoke else (100, 6400), step_s, refine, roots
+        )
         results["capacity"] = {
             "orders_rps_at_p99_within_budget": orders_cap,
             "insert_floor_rps_at_p99_within_budget": insert_cap,
@@ -283,7 +327,7 @@ def run(smoke: bool) -> dict[str, Any]:
             "insert_steps": insert_steps,
         }
         results["naive_render_in_request"] = openloop(
-            f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 10
+            f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 10, roots
         )
 
         # The pipeline: now the relay and the workers run; earlier orders are set aside.
@@ -293,36 +337,33 @@ def run(smoke: bool) -> dict[str, Any]:
         metrics_dir.mkdir(parents=True, exist_ok=True)
         stack.env |= {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         stack.start("relay", py, "-m", "fulfillment.relay")
-        stack.start(
-            "worker",
-            str(Path(py).with_name("celery")),
-            "-A",
-            "fulfillment.celery_app",
-            "worker",
-            "-Q",
-            "orders,invoices,webhooks",
-            "--concurrency",
-            str(workers),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        )
         stack.wait_for_log("relay", "relay started")
-        time.sleep(3)  # the worker's pool starts
-        sampler.roots["worker"] = stack.processes[-1][1].pid
-        sampler.samples["worker"] = []
+        sampler.add("relay", stack.pid("relay"))
+        roots["relay"] = stack.pid("relay")
         count = 5 if smoke else 300
-        flow = pipeline(api, db_url, count, 120 if smoke else 400)
+        flows = []
+        for layout_name, layout in LAYOUTS.items():
+            start_workers(stack, layout)
+            layout_roots = roots | {name: stack.pid(name) for name, _, _ in layout}
+            for name, _, _ in layout:
+                sampler.add(name, stack.pid(name))
+            before = cpu_s(layout_roots, snapshot())
+            flow = pipeline(api, db_url, count, 120 if smoke else 400)
+            spent = cpu_delta(before, cpu_s(layout_roots, snapshot()))
+            flow["cpu_ms_per_order"] = {k: round(1000 * v / count, 1) for k, v in spent.items()}
+            flows.append({"layout": layout_name, "workers": layout} | flow)
+            for name, _, _ in layout:
+                sampler.last(name)
+            stack.stop({name for name, _, _ in layout})
         render_s = median_render_s(3 if smoke else 10)
-        render_limit = workers / render_s
-        flow |= {
-            "worker_processes": workers,
-            "median_render_ms": round(render_s * 1000),
-            "render_limit_per_s": round(render_limit, 2),
-            "share_of_render_limit": round(flow["completed_per_s"] / render_limit, 2),
-        }
-        results["pipeline"] = flow
+        for flow in flows:
+            limit = render_processes(flow["workers"]) / render_s
+            flow |= {
+                "render_processes": render_processes(flow["workers"]),
+                "render_limit_per_s": round(limit, 2),
+                "share_of_render_limit": round(flow["completed_per_s"] / limit, 2),
+            }
+        results["pipeline"] = {"median_render_ms": round(render_s * 1000), "layouts": flows}
         results["memory"] = sampler.report()
     finally:
         stack.stop()
@@ -333,23 +374,42 @@ def fmt(value: float | None) -> str:
     return f"{value:8.1f}" if value is not None else "       -"
 
 
+def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float | None:
+    found = [step for step in steps if step["offered_rate"] == rate]
+    return found[-1]["cpu_ms_per_request"].get(part) if found else None
+
+
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"\nmake bench  ({'smoke' if results['smoke'] else 'full'}; {results['machine']['cpus']} CPUs)"
     )
-    print("\ncheckout, open loop (POST /orders, gateway 50 ms)")
+    print("\ncheckout, open loop (POST /orders, gateway 50 ms); cpu = CPU ms per answered request")
     print(
-        f"{'offered/s':>10} {'achieved/s':>11} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'errors':>8} {'gen cpu':>8}"
+        f"{'offered/s':>10} {'achieved/s':>11} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'errors':>7} {'gen cpu':>8} {'gen ms':>7} {'api ms':>7} {'pg ms':>6}"
     )
-    for r in results["checkout_open_loop"]:
+
+    def row(r: dict[str, Any], label: str = "") -> None:
         errs = sum(r["errors"].values())
+        cpu = r["cpu_ms_per_request"]
         print(
-            f"{r['offered_rate']:>10} {r['achieved_rate']:>11} {fmt(r['p50_ms'])} {fmt(r['p90_ms'])} {fmt(r['p99_ms'])} {fmt(r['max_ms'])} {errs:>8} {r['generator_cpu_pct']:>7}%"
+            f"{r['offered_rate']:>10} {r['achieved_rate']:>11} {fmt(r['p50_ms'])} {fmt(r['p90_ms'])} {fmt(r['p99_ms'])} {fmt(r['max_ms'])} {errs:>7} {r['generator_cpu_pct']:>7}% {r['generator_cpu_ms_per_request']:>7} {cpu['api']:>7} {cpu.get('postgres', '-'):>6}{label}"
         )
+
+    for r in results["checkout_open_loop"]:
+        row(r)
+    row(results["checkout_gateway_0ms"], "  <- gateway answering at once")
     c = results["capacity"]
+    orders_cap, insert_cap = (
+        c["orders_rps_at_p99_within_budget"],
+        c["insert_floor_rps_at_p99_within_budget"],
+    )
     print(
-        f"\ncapacity at p99 <= {BUDGET_MS} ms: POST /orders {c['orders_rps_at_p99_within_budget']}/s,"
-        f" insert-one-row floor {c['insert_floor_rps_at_p99_within_budget']}/s, ratio {c['ratio']}"
+        f"\ncapacity at p99 <= {BUDGET_MS} ms: POST /orders {orders_cap}/s,"
+        f" insert-one-row floor {insert_cap}/s, ratio {c['ratio']}"
+    )
+    print(
+        f"  API CPU per request there: POST /orders {cpu_at(c['orders_steps'], orders_cap, 'api')} ms,"
+        f" insert-one-row {cpu_at(c['insert_steps'], insert_cap, 'api')} ms"
     )
     n = results["naive_render_in_request"]
     print(
@@ -357,13 +417,29 @@ def print_table(results: dict[str, Any]) -> None:
         f" p50 {fmt(n['p50_ms']).strip()} ms, p99 {fmt(n['p99_ms']).strip()} ms"
     )
     p = results["pipeline"]
+    layouts = p["layouts"]
     print(
-        f"\npipeline: {p['orders']} orders, {p['worker_processes']} worker processes: {p['completed_per_s']} completed/s;"
-        f" render limit {p['render_limit_per_s']}/s (median render {p['median_render_ms']} ms) -> {p['share_of_render_limit']:.0%}"
+        f"\npipeline: {layouts[0]['orders']} orders per layout; median render {p['median_render_ms']} ms;"
+        " render limit = processes taking the invoices queue / median render"
     )
     print(
-        f"          202 -> completed: p50 {p['p50_202_to_completed_ms']} ms, p99 {p['p99_202_to_completed_ms']} ms"
+        f"  {'layout':9} {'workers: name(queues x processes)':46} {'done/s':>7} {'limit/s':>8} {'share':>6} {'202->completed p50, p99 ms':>27}"
     )
+    for f in layouts:
+        workers = " ".join(f"{name}({queues} x{n})" for name, queues, n in f["workers"])
+        print(
+            f"  {f['layout']:9} {workers:46} {f['completed_per_s']:>7} {f['render_limit_per_s']:>8} {f['share_of_render_limit']:>6.0%} {f['p50_202_to_completed_ms']:>18}, {f['p99_202_to_completed_ms']}"
+        )
+    cpus = results["machine"]["cpus"]
+    for f in layouts:
+        spent = f["cpu_ms_per_order"]
+        total = sum(spent.values())
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
+        print(
+            f"  {f['layout']:9} CPU ms per order: {parts}; total {total:.0f}"
+            f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
+        )
+    print()
     for name, m in results["memory"].items():
         print(
             f"memory {name:7}: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB"

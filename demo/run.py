@@ -72,11 +72,16 @@ class Stack:
                 raise RuntimeError(f"{name} did not log {text!r}; see {path}")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        for _, process in reversed(self.processes):
+    def pid(self, name: str) -> int:
+        return next(process.pid for n, process in self.processes if n == name)
+
+    def stop(self, only: set[str] | None = None) -> None:
+        """Stop every process, or those named in `only`, newest first."""
+        stopping = [(n, p) for n, p in self.processes if only is None or n in only]
+        for _, process in reversed(stopping):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-        for name, process in self.processes:
+        for name, process in stopping:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -35,6 +35,14 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
     assert len(written) == 1
     results = json.loads(written.pop().read_text())
     assert results["smoke"] is True
-    assert results["pipeline"]["orders"] == 5
+    layouts = {flow["layout"]: flow for flow in results["pipeline"]["layouts"]}
+    assert set(layouts) == {"split", "one pool"}
+    for flow in layouts.values():
+        assert flow["orders"] == 5
+        assert flow["completed_per_s"] > 0
+        assert flow["render_limit_per_s"] > 0
+    assert layouts["split"]["render_processes"] == 1
+    assert layouts["one pool"]["render_processes"] == 2
     assert results["checkout_open_loop"][0]["ok"] > 0
-    assert {"api", "worker"} <= set(results["memory"])
+    assert results["checkout_gateway_0ms"]["ok"] > 0
+    assert {"api", "relay", "render", "steps", "worker"} <= set(results["memory"])
