@@ -17,6 +17,7 @@ PORT ?= 8000
 
 WORKER_QUEUES ?= orders,invoices,webhooks
 WORKER_CONCURRENCY ?= 2
+WORKER_NAME ?= worker
 
 N ?= 12
 
@@ -70,11 +71,11 @@ serve: migrate  ## run the API on http://127.0.0.1:$(PORT)
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/uvicorn orders.main:app --host 127.0.0.1 --port $(PORT)
 
 WORKER_METRICS_PORT ?= 9101
-worker: migrate  ## a Celery worker (WORKER_QUEUES, WORKER_CONCURRENCY); metrics on WORKER_METRICS_PORT
+worker: migrate  ## a Celery worker (WORKER_NAME, WORKER_QUEUES, WORKER_CONCURRENCY); metrics on WORKER_METRICS_PORT
 	rm -rf .metrics/worker-$(WORKER_METRICS_PORT) && mkdir -p .metrics/worker-$(WORKER_METRICS_PORT)
 	DATABASE_URL=$(DATABASE_URL) WORKER_METRICS_PORT=$(WORKER_METRICS_PORT) \
 	  PROMETHEUS_MULTIPROC_DIR=.metrics/worker-$(WORKER_METRICS_PORT) \
-	  $(BIN)/celery -A fulfillment.celery_app worker \
+	  $(BIN)/celery -A fulfillment.celery_app worker -n $(WORKER_NAME)@%h \
 	  -Q $(WORKER_QUEUES) --concurrency $(WORKER_CONCURRENCY) --loglevel INFO
 
 relay: migrate  ## the outbox relay: publishes committed outbox rows to RabbitMQ
@@ -94,7 +95,7 @@ fmt: install  ## format and autofix
 typecheck: install
 	$(BIN)/mypy .
 
-bench: install services  ## the 500 ms rule measured: about 5 minutes, table + bench/results/*.json
+bench: install services  ## the 500 ms rule measured: about 6 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
 
 compose-check:  ## validate compose.yaml without a Docker engine (Debian's docker-compose)

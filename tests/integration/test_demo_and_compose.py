@@ -64,13 +64,29 @@ def test_compose_yaml_is_valid_and_production_shaped():
     )
     compose = yaml.safe_load(Path(ROOT, "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "rabbitmq", "mailpit", "migrate", "api", "relay", "worker"}
-    for name in ("postgres", "rabbitmq", "mailpit", "api", "worker"):
+    assert set(services) == {
+        "postgres",
+        "rabbitmq",
+        "mailpit",
+        "migrate",
+        "api",
+        "relay",
+        "worker",
+        "renderer",
+    }
+    for name in ("postgres", "rabbitmq", "mailpit", "api", "worker", "renderer"):
         assert "healthcheck" in services[name], name
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["relay"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert "management" in services["rabbitmq"]["image"]
-    assert "ports" not in services["worker"]  # scalable: docker compose up --scale worker=3
+    # Every queue is consumed, invoices by processes of their own; both scale with --scale.
+    queues = {
+        name: services[name]["command"][services[name]["command"].index("-Q") + 1]
+        for name in ("worker", "renderer")
+    }
+    assert queues == {"worker": "orders,webhooks", "renderer": "invoices"}
+    assert "ports" not in services["worker"]
+    assert "ports" not in services["renderer"]
 
 
 def test_the_image_runs_as_a_non_root_user_with_weasyprint_libraries():
