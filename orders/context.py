@@ -50,3 +50,4 @@ def configure_logging(fmt: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise here
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # seven lines per PDF
