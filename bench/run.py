@@ -293,7 +293,7 @@ def run(smoke: bool) -> dict[str, Any]:
             if (root := service_root(process, procs)) is not None:
                 roots[name] = root
 
-        seconds = 2 if smoke else 15
+        seconds = 2 if smoke else 10
         set_gateway_latency(gateway, 50)
         openloop(f"{api}/orders", 20 if smoke else 50, 2 if smoke else 3, roots)  # warm-up
         results["checkout_open_loop"] = []
@@ -311,13 +311,13 @@ def run(smoke: bool) -> dict[str, Any]:
         set_gateway_latency(gateway, 50)
         settle(api)
 
-        step_s, refine = (2, 0) if smoke else (8, 2)
+        step_s, refine = (2, 0) if smoke else (6, 2)
         orders_cap, orders_steps = capacity(
-            api, "/orders", (20, 20) if smoke else (25, 6400), step_s, refine, roots
+            api, "/orders", (20, 20) if smoke else (50, 6400), step_s, refine, roots
         )
         openloop(f"{api}/_bench/insert", 20 if smoke else 100, 2 if smoke else 3, roots)
         insert_cap, insert_steps = capacity(
-            api, "/_bench/insert", (20, 20) if smoke else (100, 6400), step_s, refine, roots
+            api, "/_bench/insert", (20, 20) if smoke else (200, 6400), step_s, refine, roots
         )
         results["capacity"] = {
             "orders_rps_at_p99_within_budget": orders_cap,
@@ -327,7 +327,7 @@ def run(smoke: bool) -> dict[str, Any]:
             "insert_steps": insert_steps,
         }
         results["naive_render_in_request"] = openloop(
-            f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 10, roots
+            f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 8, roots
         )
 
         # The pipeline: now the relay and the workers run; earlier orders are set aside.
