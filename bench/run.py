@@ -120,9 +120,11 @@ def capacity(
             worst = rate
             break
         best, rate = rate, rate * 2
-    for _ in range(refine if worst is not None else 0):
-        middle = round(((best or 0) + worst) / 2) if worst else 0
-        if middle in (best, worst) or not middle:
+    for _ in range(refine):
+        if worst is None:
+            break  # nothing failed up to the highest rate
+        middle = round(((best or 0) + worst) / 2)
+        if middle in (best, worst):
             break
         if probe(middle):
             best = middle

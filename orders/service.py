@@ -85,7 +85,7 @@ async def place_order(
         raise invalid(exc.field, exc.message) from exc
 
     # Read in the claim's transaction, whose commit gives the connection back to the pool: no
-    # connection is held while the gateway thinks.
+    # connection is held while the gateway answers.
     catalog = await _catalog_prices(session, [sku for sku, _ in lines])
     fingerprint = idempotency.request_hash(cart.model_dump(mode="json"))
     claim = await idempotency.claim(session, key, fingerprint, IdempotencyPolicy.of(settings))
