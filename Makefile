@@ -95,7 +95,7 @@ fmt: install  ## format and autofix
 typecheck: install
 	$(BIN)/mypy .
 
-bench: install services  ## the 500 ms rule measured: about 6 minutes, table + bench/results/*.json
+bench: install services  ## the 500 ms rule measured: 4 to 6.5 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
 
 compose-check:  ## validate compose.yaml without a Docker engine (Debian's docker-compose)

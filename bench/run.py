@@ -1,6 +1,6 @@
 """`make bench`: the 500 ms rule, measured on this machine against limits measured in the same run.
 
-    python -m bench.run            # about 6 minutes
+    python -m bench.run            # 4 to 6.5 minutes
     python -m bench.run --smoke    # seconds: checks that the table and the JSON come out
 
 Runs on PostgreSQL and RabbitMQ as production would (uvicorn with 2 workers, the relay, Celery
