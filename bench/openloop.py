@@ -52,16 +52,16 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(exc)
+            self.abort(exc)
 
     def on_message_complete(self) -> None:
         if self.answer is not None and not self.answer.done():
             self.answer.set_result(self.parser.get_status_code())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc or ConnectionResetError("closed by the server"))
+        self.abort(exc or ConnectionResetError("closed by the server"))
 
-    def _fail(self, exc: BaseException) -> None:
+    def abort(self, exc: BaseException) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
@@ -111,7 +111,7 @@ class Pool:
 
     def close(self) -> None:
         for connection in self.idle:
-            connection._fail(ConnectionAbortedError("done"))
+            connection.abort(ConnectionAbortedError("done"))
 
 
 async def run(url: str, rate: float, seconds: float, timeout_s: float) -> dict[str, object]:
@@ -145,7 +145,7 @@ async def run(url: str, rate: float, seconds: float, timeout_s: float) -> dict[s
             latencies.append((time.perf_counter() - scheduled) * 1000)
         except (OSError, TimeoutError, httptools.HttpParserError) as exc:
             if connection is not None:
-                connection._fail(exc)  # the answer may still come: this connection is spent
+                connection.abort(exc)  # the answer may still come: this connection is spent
             error(type(exc).__name__)
         finally:
             in_flight -= 1
