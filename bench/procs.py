@@ -5,8 +5,10 @@ backends). Its CPU time counts the time of children that have already exited, si
 collects it when it reaps them, so recycled pool children and closed connections are not lost.
 """
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +65,14 @@ def cpu_s(roots: dict[str, int], procs: dict[int, Proc]) -> dict[str, float]:
     }
 
 
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {name: after[name] - before.get(name, 0.0) for name in after}
+@contextlib.contextmanager
+def cpu_spent(roots: dict[str, int]) -> Iterator[dict[str, float]]:
+    """CPU seconds each tree spent inside the block; the dict is filled when the block ends."""
+    before = cpu_s(roots, snapshot())
+    spent: dict[str, float] = {}
+    yield spent
+    after = cpu_s(roots, snapshot())
+    spent.update({name: after[name] - before[name] for name in roots})
 
 
 class RssSampler:

@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.checkout_load import percentile
-from bench.procs import RssSampler, cpu_delta, cpu_s, service_root, snapshot
+from bench.procs import RssSampler, cpu_spent, service_root, snapshot
 from demo.run import Stack, free_port, prepare_database, purge_queues, wait_http
 from tests.support import make_cart
 
@@ -44,26 +44,16 @@ def libpq(url: str) -> str:
 def openloop(url: str, rate: float, seconds: float, roots: dict[str, int]) -> dict[str, Any]:
     """One fixed-rate run in a process of its own, so its CPU use can be reported; with the CPU
     time each part of the stack (`roots`) spent per answered request."""
-    before = cpu_s(roots, snapshot())
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.openloop",
-            "--url",
-            url,
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    args = ["--url", url, "--rate", str(rate), "--seconds", str(seconds)]
+    with cpu_spent(roots) as spent:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.openloop", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    spent = cpu_delta(before, cpu_s(roots, snapshot()))
     result["cpu_ms_per_request"] = {
         name: round(1000 * s / max(1, result["ok"]), 2) for name, s in spent.items()
     }
@@ -218,25 +208,8 @@ def render_processes(layout: list[tuple[str, str, int]]) -> int:
 
 
 def start_workers(stack: Stack, layout: list[tuple[str, str, int]]) -> None:
-    celery = str(Path(sys.executable).with_name("celery"))
     for name, queues, processes in layout:
-        stack.start(
-            name,
-            celery,
-            "-A",
-            "fulfillment.celery_app",
-            "worker",
-            "-n",
-            f"{name}@%h",
-            "-Q",
-            queues,
-            "--concurrency",
-            str(processes),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        )
+        stack.start_worker(name, queues, processes, loglevel="WARNING")
     for name, _, _ in layout:
         stack.wait_for_log(name, "ready.")
 
@@ -270,7 +243,9 @@ def run(smoke: bool) -> dict[str, Any]:
     py = sys.executable
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "smoke": smoke}
     try:
-        stack.start("gateway", py, "-m", "fakes.gateway", "--port", str(gateway_port))
+        stack.start(
+            "gateway", py, "-m", "fakes.gateway", "--port", str(gateway_port), "--latency-ms", "50"
+        )
         stack.start(
             "api",
             py,
@@ -296,7 +271,6 @@ def run(smoke: bool) -> dict[str, Any]:
                 roots[name] = root
 
         seconds = 2 if smoke else 10
-        set_gateway_latency(gateway, 50)
         openloop(f"{api}/orders", 20 if smoke else 50, 2 if smoke else 3, roots)  # warm-up
         results["checkout_open_loop"] = []
         for rate in [20] if smoke else [50, 100, 200, 400, 800]:
@@ -349,9 +323,8 @@ def run(smoke: bool) -> dict[str, Any]:
             layout_roots = roots | {name: stack.pid(name) for name, _, _ in layout}
             for name, _, _ in layout:
                 sampler.add(name, stack.pid(name))
-            before = cpu_s(layout_roots, snapshot())
-            flow = pipeline(api, db_url, count, 120 if smoke else 400)
-            spent = cpu_delta(before, cpu_s(layout_roots, snapshot()))
+            with cpu_spent(layout_roots) as spent:
+                flow = pipeline(api, db_url, count, 120 if smoke else 400)
             flow["cpu_ms_per_order"] = {k: round(1000 * v / count, 1) for k, v in spent.items()}
             flows.append({"layout": layout_name, "workers": layout} | flow)
             for name, _, _ in layout:

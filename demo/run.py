@@ -64,6 +64,26 @@ class Stack:
         )
         self.processes.append((name, process))
 
+    def start_worker(self, name: str, queues: str, processes: int, loglevel: str = "INFO") -> None:
+        """A Celery worker named `name` on this host, taking `queues` with prefork `processes`."""
+        self.start(
+            name,
+            str(Path(sys.executable).with_name("celery")),
+            "-A",
+            "fulfillment.celery_app",
+            "worker",
+            "-n",
+            f"{name}@%h",
+            "-Q",
+            queues,
+            "--concurrency",
+            str(processes),
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        )
+
     def wait_for_log(self, name: str, text: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         path = self.logs / f"{name}.log"
@@ -364,21 +384,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         processes.start("receiver", python, "-m", "fakes.receiver", "--port", str(receiver_port))
         processes.start("api", python, "-m", "uvicorn", "orders.main:app", "--port", str(api_port))
         processes.start("relay", python, "-m", "fulfillment.relay")
-        processes.start(
-            "worker",
-            str(Path(python).with_name("celery")),
-            "-A",
-            "fulfillment.celery_app",
-            "worker",
-            "-Q",
-            "orders,invoices,webhooks",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        )
+        processes.start_worker("worker", "orders,invoices,webhooks", 2)
         wait_http(f"{api}/health")
         wait_http(f"{receiver}/_admin/received/x")
         processes.wait_for_log("relay", "relay started")
