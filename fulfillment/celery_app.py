@@ -17,12 +17,13 @@ def transport_options() -> dict[str, object]:
     if not settings.broker_url.startswith("filesystem://"):
         return {"confirm_publish": True}
     folder = Path(settings.broker_folder)
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),  # else ./control, in the working tree
         "store_processed": False,
         "polling_interval": 0.05,  # a file transport polls; RabbitMQ pushes
     }
