@@ -5,18 +5,22 @@
   its invoice inside the request.
 """
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
-from fulfillment.invoices import InvoiceDocument, InvoiceLine, ShopDetails, render_invoice_pdf
-from orders.main import create_app
-from orders.models import AuditLog, table
-from orders.schemas import OrderCreate
+from fulfillment.pdf import InvoiceDocument, render_invoice_pdf
+from orders.api.app import create_app
+from orders.api.config import settings
+from orders.api.schemas import OrderCreate
+from orders.models import AuditLog, OrderStatus, table
+from orders.view import Line, OrderView
+from stack.samples import SHOP
 
-app = create_app()
+app = create_app(settings)
 
 
 @app.post("/_bench/insert", include_in_schema=False)
@@ -33,27 +37,24 @@ async def insert_one(body: OrderCreate, request: Request) -> dict[str, str]:
 
 @app.post("/_bench/naive-order", include_in_schema=False)
 async def naive_order(body: OrderCreate) -> dict[str, int]:
-    document = InvoiceDocument(
-        number="INV-NAIVE",
-        issued_at=datetime.now(UTC),
-        order_number=1,
-        currency=body.currency,
-        customer_name=body.customer.name,
-        customer_email=str(body.customer.email),
-        shipping_name=body.shipping_address.name,
-        shipping_line1=body.shipping_address.line1,
-        shipping_line2=body.shipping_address.line2,
-        shipping_city=body.shipping_address.city,
-        shipping_postal_code=body.shipping_address.postal_code,
-        shipping_country=body.shipping_address.country,
-        lines=tuple(
-            InvoiceLine(x.sku, x.sku, x.quantity, 1000, 1000 * x.quantity) for x in body.lines
-        ),
-        subtotal=1000,
-        tax=200,
-        total=1200,
+    cart, now = body.to_cart(), datetime.now(UTC)
+    lines = tuple(Line(sku, sku, quantity, 1000, 1000 * quantity) for sku, quantity in cart.lines)
+    subtotal = sum(line.line_total for line in lines)
+    order = OrderView(
+        id=uuid.uuid4(),
+        number=1,
+        status=OrderStatus.PENDING,
+        currency=cart.currency,
+        subtotal=subtotal,
+        tax=subtotal // 5,
+        total=subtotal + subtotal // 5,
         tax_rate_bps=2000,
-        shop=ShopDetails("Bench shop", ("1 Street",), "GB1", "b@example.com"),
+        customer=cart.customer,
+        shipping_address=cart.shipping_address,
+        lines=lines,
+        created_at=now,
+        updated_at=now,
     )
+    document = InvoiceDocument("INV-NAIVE", now, order, SHOP)
     pdf = await run_in_threadpool(render_invoice_pdf, document)  # even kept off the loop: slow
     return {"pdf_bytes": len(pdf)}

@@ -13,11 +13,8 @@ import uuid
 
 import httpx
 
-from tests.support import make_cart
-
-
-def percentile(sorted_ms: list[float], p: float) -> float:
-    return sorted_ms[min(len(sorted_ms) - 1, round(p / 100 * (len(sorted_ms) - 1)))]
+from orders.stats import percentile
+from stack.samples import make_cart
 
 
 async def run(url: str, total: int, concurrency: int) -> None:

@@ -23,14 +23,8 @@ from urllib.parse import urlsplit
 import httptools
 import uvloop
 
-from tests.support import make_cart
-
-
-def percentile(sorted_ms: list[float], p: float) -> float | None:
-    if not sorted_ms:
-        return None
-    return sorted_ms[min(len(sorted_ms) - 1, round(p / 100 * (len(sorted_ms) - 1)))]
-
+from orders.stats import percentile
+from stack.samples import make_cart
 
 MAX_CONNECTIONS = 256  # further requests wait for one, and the wait counts (latency from schedule)
 MAX_IN_FLIGHT = 512  # past this the server is saturated; further requests are shed and counted

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from bench.checkout_load import percentile
-from tests.support import make_cart
+from orders.stats import percentile
+from stack.samples import make_cart
 
 
 async def follow(

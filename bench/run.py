@@ -20,25 +20,21 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from sqlalchemy.engine import make_url
 
-from bench.checkout_load import percentile
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
-from demo.run import Stack, free_port, prepare_database, purge_queues, wait_http
-from tests.support import make_cart
+from orders.db import libpq_url
+from orders.messages import Queue
+from orders.stats import percentile
+from stack.processes import ROOT, Stack, free_port
+from stack.samples import make_cart
+from stack.services import empty_queues, fresh_database
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BUDGET_MS = 500
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def openloop(url: str, rate: float, seconds: float, roots: dict[str, int]) -> dict[str, Any]:
@@ -127,8 +123,8 @@ def median_render_s(samples: int) -> float:
     """The render limit's denominator: one invoice, rendered here, in this run."""
     code = (
         "import time, statistics\n"
-        "from tests.unit.test_invoice_render import make_invoice\n"
-        "from fulfillment.invoices import render_invoice_pdf\n"
+        "from stack.samples import make_invoice\n"
+        "from fulfillment.pdf import render_invoice_pdf\n"
         "doc = make_invoice(); render_invoice_pdf(doc)\n"
         f"times = []\nfor _ in range({samples}):\n"
         "    t = time.perf_counter(); render_invoice_pdf(doc); times.append(time.perf_counter() - t)\n"
@@ -166,7 +162,7 @@ def pipeline(api: str, db_url: str, count: int, timeout_s: float) -> dict[str, A
     started = time.perf_counter()
     ids = asyncio.run(place_burst(api, count))
     placed_s = time.perf_counter() - started
-    with psycopg.connect(libpq(db_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         while True:
             done = conn.execute(
                 "SELECT count(*) FROM \"order\" WHERE id = ANY(%s::uuid[]) AND status = 'completed'",
@@ -184,34 +180,36 @@ def pipeline(api: str, db_url: str, count: int, timeout_s: float) -> dict[str, A
             " WHERE o.id = ANY(%s::uuid[])",
             (ids,),
         ).fetchall()
-    ms = sorted(float(r[0]) for r in rows)
+    p50, p99 = (percentile((float(r[0]) for r in rows), p) for p in (50, 99))
+    assert p50 is not None  # every order completed, so each has a time
+    assert p99 is not None
     return {
         "orders": count,
         "placed_in_s": round(placed_s, 1),
         "all_completed_after_s": round(total_s, 1),
         "completed_per_s": round(count / total_s, 2),
-        "p50_202_to_completed_ms": round(percentile(ms, 50)),
-        "p99_202_to_completed_ms": round(percentile(ms, 99)),
+        "p50_202_to_completed_ms": round(p50),
+        "p99_202_to_completed_ms": round(p99),
     }
 
 
 # Worker layouts for the pipeline: (name, queues, prefork processes). The render limit of a layout
 # counts the processes that take the invoices queue.
+ORDERS, INVOICES, WEBHOOKS = Queue.ORDERS.value, Queue.INVOICES.value, Queue.WEBHOOKS.value
 LAYOUTS: dict[str, list[tuple[str, str, int]]] = {
-    "split": [("render", "invoices", 1), ("steps", "orders,webhooks", 2)],
-    "one pool": [("worker", "orders,invoices,webhooks", 2)],
+    "split": [("render", INVOICES, 1), ("steps", f"{ORDERS},{WEBHOOKS}", 2)],
+    "one pool": [("worker", f"{ORDERS},{INVOICES},{WEBHOOKS}", 2)],
 }
 
 
 def render_processes(layout: list[tuple[str, str, int]]) -> int:
-    return sum(n for _, queues, n in layout if "invoices" in queues.split(","))
+    return sum(n for _, queues, n in layout if INVOICES in queues.split(","))
 
 
 def start_workers(stack: Stack, layout: list[tuple[str, str, int]]) -> None:
     for name, queues, processes in layout:
-        stack.start_worker(name, queues, processes, loglevel="WARNING")
-    for name, _, _ in layout:
-        stack.wait_for_log(name, "ready.")
+        stack.worker(name, queues, processes, loglevel="WARNING")
+    stack.ready()
 
 
 def set_gateway_latency(gateway: str, latency_ms: int) -> None:
@@ -225,9 +223,9 @@ def run(smoke: bool) -> dict[str, Any]:
     )
     broker_url = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     env = {"DATABASE_URL": db_url, "BROKER_URL": broker_url}
-    prepare_database(env)
-    purge_queues(env)
-    with psycopg.connect(libpq(db_url), autocommit=True) as conn:
+    fresh_database(db_url)
+    empty_queues(broker_url)
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         conn.execute("UPDATE product SET stock_on_hand = 1000000000")
 
     gateway_port, api_port = free_port(), free_port()
@@ -239,33 +237,17 @@ def run(smoke: bool) -> dict[str, Any]:
         "OPS_API_KEY": "bench",
         "DB_POOL_SIZE": "10",
     }
-    stack = Stack(folder, env)
-    py = sys.executable
+    stack = Stack(folder / "logs", env)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "smoke": smoke}
     try:
-        stack.start(
-            "gateway", py, "-m", "fakes.gateway", "--port", str(gateway_port), "--latency-ms", "50"
-        )
-        stack.start(
-            "api",
-            py,
-            "-m",
-            "uvicorn",
-            "bench.app:app",
-            "--port",
-            str(api_port),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        )
-        wait_http(f"{api}/health")
-        wait_http(f"{gateway}/_admin/stats")
-        sampler = RssSampler({"api": stack.pid("api")})
+        stack.fake("fakes.gateway", gateway_port, "--latency-ms", "50")
+        options = ("--workers", "2", "--no-access-log", "--log-level", "warning")
+        stack.api(api_port, "bench.app:app", *options)
+        stack.ready()
+        sampler = RssSampler({"api": stack.named("api").pid})
         sampler.start()
         procs = snapshot()
-        roots = {"api": stack.pid("api"), "gateway": stack.pid("gateway")}
+        roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
         for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
             if (root := service_root(process, procs)) is not None:
                 roots[name] = root
@@ -307,22 +289,21 @@ def run(smoke: bool) -> dict[str, Any]:
         )
 
         # The pipeline: now the relay and the workers run; earlier orders are set aside.
-        with psycopg.connect(libpq(db_url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
             conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
         metrics_dir = folder / "metrics"
         metrics_dir.mkdir(parents=True, exist_ok=True)
         stack.env |= {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        stack.start("relay", py, "-m", "fulfillment.relay")
-        stack.wait_for_log("relay", "relay started")
-        sampler.add("relay", stack.pid("relay"))
-        roots["relay"] = stack.pid("relay")
+        relay = stack.relay().wait_ready()
+        sampler.add("relay", relay.pid)
+        roots["relay"] = relay.pid
         count = 5 if smoke else 300
         flows = []
         for layout_name, layout in LAYOUTS.items():
             start_workers(stack, layout)
-            layout_roots = roots | {name: stack.pid(name) for name, _, _ in layout}
+            layout_roots = roots | {name: stack.named(name).pid for name, _, _ in layout}
             for name, _, _ in layout:
-                sampler.add(name, stack.pid(name))
+                sampler.add(name, stack.named(name).pid)
             with cpu_spent(layout_roots) as spent:
                 flow = pipeline(api, db_url, count, 120 if smoke else 400)
             flow["cpu_ms_per_order"] = {k: round(1000 * v / count, 1) for k, v in spent.items()}

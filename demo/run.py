@@ -8,13 +8,9 @@ what happened; stops everything it started.
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -23,121 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from kombu.connection import Connection
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-from sqlalchemy.engine import make_url
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-ROOT = Path(__file__).resolve().parent.parent
+from orders.stats import percentile
+from stack.processes import ROOT, Stack, free_port
+from stack.samples import make_cart
+from stack.services import empty_queues, fresh_database
+
 OPS_KEY = "demo-ops-key"
 STEPS = ("order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed")
 console = Console()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Stack:
-    """Every process the demo starts, each in its own process group, logging to .demo/logs."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        self.logs = folder / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.env = os.environ | env
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append((name, process))
-
-    def start_worker(self, name: str, queues: str, processes: int, loglevel: str = "INFO") -> None:
-        """A Celery worker named `name` on this host, taking `queues` with prefork `processes`."""
-        self.start(
-            name,
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "fulfillment.celery_app",
-            "worker",
-            "-n",
-            f"{name}@%h",
-            "-Q",
-            queues,
-            "--concurrency",
-            str(processes),
-            "--loglevel",
-            loglevel,
-            "--without-gossip",
-            "--without-mingle",
-        )
-
-    def wait_for_log(self, name: str, text: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        path = self.logs / f"{name}.log"
-        while text not in path.read_text(errors="replace"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not log {text!r}; see {path}")
-            time.sleep(0.1)
-
-    def pid(self, name: str) -> int:
-        return next(process.pid for n, process in self.processes if n == name)
-
-    def stop(self, only: set[str] | None = None) -> None:
-        """Stop every process, or those named in `only`, newest first."""
-        stopping = [(n, p) for n, p in self.processes if only is None or n in only]
-        for _, process in reversed(stopping):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for name, process in stopping:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                console.print(f"[yellow]{name} did not stop; killing it")
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-
-
-def wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def cart(
     sku: str = "MUG-001", quantity: int = 1, token: str = "tok_visa", n: int = 0
 ) -> dict[str, Any]:
-    return {
-        "customer": {"email": f"customer{n}@example.com", "name": f"Customer {n}"},
-        "shipping_address": {
-            "name": f"Customer {n}",
-            "line1": f"{n} Demo Street",
-            "city": "London",
-            "postal_code": "N1 9GU",
-            "country": "GB",
-        },
-        "lines": [{"sku": sku, "quantity": quantity}, {"sku": "NB-A5", "quantity": 1}],
-        "currency": "EUR",
-        "payment_token": token,
+    """Customer `n`'s cart: `quantity` of `sku` and a notebook."""
+    address = make_cart()["shipping_address"] | {
+        "name": f"Customer {n}",
+        "line1": f"{n} Demo Street",
     }
+    return make_cart(
+        customer={"email": f"customer{n}@example.com", "name": f"Customer {n}"},
+        shipping_address=address,
+        lines=[{"sku": sku, "quantity": quantity}, {"sku": "NB-A5", "quantity": 1}],
+        payment_token=token,
+    )
 
 
 def scripted_orders(count: int) -> list[tuple[str, dict[str, Any]]]:
@@ -151,11 +61,6 @@ def scripted_orders(count: int) -> list[tuple[str, dict[str, Any]]]:
     for i in range(max(1, count - len(script))):
         script.append(("order", cart(sku=skus[i % len(skus)], quantity=1 + i % 3, n=10 + i)))
     return script
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def place_all(api: str, count: int) -> tuple[list[dict[str, Any]], list[float], list[str]]:
@@ -299,45 +204,6 @@ def stack_env(stack: str, folder: Path) -> dict[str, str]:
     }
 
 
-def prepare_database(env: dict[str, str]) -> None:
-    """A fresh database for every run, so the summary is this run's."""
-    url = make_url(env["DATABASE_URL"])
-    if url.get_backend_name() == "sqlite":
-        for suffix in ("", "-wal", "-shm"):  # a stale write-ahead log would replay the old run
-            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
-    else:
-        admin = url.set(drivername="postgresql", database="postgres").render_as_string(
-            hide_password=False
-        )
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{url.database}"')
-    python = sys.executable
-    run_env = os.environ | env
-    subprocess.run(
-        [python, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env=run_env,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [python, "-m", "orders.seed"], cwd=ROOT, env=run_env, check=True, capture_output=True
-    )
-
-
-def purge_queues(env: dict[str, str]) -> None:
-    if "BROKER_FOLDER" in env:
-        shutil.rmtree(env["BROKER_FOLDER"], ignore_errors=True)
-        return
-    broker_url = env["BROKER_URL"]
-    with Connection(broker_url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
-        for name in ("orders", "invoices", "webhooks"):
-            channel = connection.channel()
-            with contextlib.suppress(Exception):
-                channel.queue_purge(name)
-
-
 def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, folder: Path) -> int:
     started_at = time.monotonic()
     folder = folder.resolve()
@@ -350,8 +216,8 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         f"[bold]demo[/] ({stack}) on {env['DATABASE_URL'].split('@')[-1]}"
         f" and {env['BROKER_URL'].split('@')[-1]}"
     )
-    prepare_database(env)
-    purge_queues(env)
+    fresh_database(env["DATABASE_URL"])
+    empty_queues(env["BROKER_URL"], env.get("BROKER_FOLDER"))
 
     api_port, receiver_port, smtp_port = free_port(), free_port(), free_port()
     api, receiver = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{receiver_port}"
@@ -366,29 +232,14 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "PUBLIC_BASE_URL": api,
         "RELAY_POLL_INTERVAL_S": "0.5",
     }
-    processes = Stack(folder, env)
-    python = sys.executable
+    processes = Stack(folder / "logs", env)
     try:
-        processes.start(
-            "smtp",
-            python,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{smtp_port}",
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-            str(folder / "mail"),
-        )
-        processes.start("receiver", python, "-m", "fakes.receiver", "--port", str(receiver_port))
-        processes.start("api", python, "-m", "uvicorn", "orders.main:app", "--port", str(api_port))
-        processes.start("relay", python, "-m", "fulfillment.relay")
-        processes.start_worker("worker", "orders,invoices,webhooks", 2)
-        wait_http(f"{api}/health")
-        wait_http(f"{receiver}/_admin/received/x")
-        processes.wait_for_log("relay", "relay started")
-        processes.wait_for_log("worker", "ready.")
+        processes.smtp_sink(smtp_port, folder / "mail")
+        processes.fake("fakes.receiver", receiver_port)
+        processes.api(api_port)
+        processes.relay()
+        processes.worker("worker")
+        processes.ready()
         console.print(
             f"API {api}, relay, worker, webhook receiver {receiver}, SMTP sink :{smtp_port}: up"
         )
@@ -415,7 +266,9 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         webhooks = verify_webhooks(receiver, secrets)
         emails = sum(1 for _ in (folder / "mail").glob("*/*"))  # a Maildir: new/ and cur/
     finally:
-        processes.stop()
+        pids = [process.pid for process in processes.processes]
+        for name in processes.stop():
+            console.print(f"[yellow]{name} did not stop; it was killed")
 
     counts: dict[str, int] = {}
     for status in statuses.values():
@@ -433,7 +286,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "invoices_saved": invoices,
         "invoice_folder": str(folder / "invoices"),
         "wall_time_s": round(time.monotonic() - started_at, 1),
-        "pids": [process.pid for _, process in processes.processes],
+        "pids": pids,
     }
     print_summary(summary)
     if summary_path:

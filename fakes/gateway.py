@@ -2,8 +2,9 @@
 
     python -m fakes.gateway --port 8099 --latency-ms 50 --failure-rate 0.01
 
-It speaks the REST API `orders.payments.HttpGateway` expects, honours Idempotency-Key like Stripe
-(same key, same answer, one effect), and can be slowed down or made to fail through /_admin/config.
+It speaks the REST API `orders.payments` expects (HttpAuthorizer, HttpSettler), knows Stripe's test
+tokens as the sandbox does, honours Idempotency-Key like Stripe (same key, same answer, one
+effect), and can be slowed down or made to fail through /_admin/config.
 """
 
 import argparse
@@ -18,18 +19,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-CARDS = {
-    "tok_visa": ("visa", "4242"),
-    "tok_visa_debit": ("visa", "5556"),
-    "tok_mastercard": ("mastercard", "4444"),
-    "tok_amex": ("amex", "8431"),
-    "tok_chargeCustomerFail": ("visa", "0341"),  # authorizes, then the capture is declined
-}
-DECLINES = {
-    "tok_chargeDeclined": ("card_declined", "Your card was declined."),
-    "tok_insufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
-    "tok_expiredCard": ("expired_card", "Your card has expired."),
-}
+from orders.payments import CAPTURE_FAILS_TOKEN, TEST_CARDS, TEST_DECLINES
 
 
 class Behaviour(BaseModel):
@@ -102,12 +92,12 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
         body: AuthorizeRequest, idempotency_key: str | None = Header(default=None)
     ) -> JSONResponse:
         def make(book: Ledger) -> tuple[int, dict[str, Any]]:
-            if body.token in DECLINES:
-                code, message = DECLINES[body.token]
+            if body.token in TEST_DECLINES:
+                code, message = TEST_DECLINES[body.token]
                 return 402, {"error": {"type": "card_error", "code": code, "message": message}}
-            if body.token not in CARDS:
+            if body.token not in TEST_CARDS:
                 return 400, {"error": {"code": "invalid_token", "message": "No such token."}}
-            brand, last4 = CARDS[body.token]
+            brand, last4 = TEST_CARDS[body.token]
             auth: dict[str, Any] = {
                 "id": f"auth_{uuid.uuid4().hex}",
                 "status": "authorized",
@@ -129,7 +119,7 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             auth = book.authorizations.get(auth_id)
             if auth is None or action not in ("capture", "void"):
                 return 404, {"error": {"code": "resource_missing"}}
-            if action == "capture" and book.tokens[auth_id] == "tok_chargeCustomerFail":
+            if action == "capture" and book.tokens[auth_id] == CAPTURE_FAILS_TOKEN:
                 return 402, {"error": {"type": "card_error", "code": "card_declined"}}
             wanted = "captured" if action == "capture" else "voided"
             if auth["status"] not in ("authorized", wanted):

@@ -4,11 +4,11 @@ the steps make redelivery harmless."""
 from pathlib import Path
 
 from celery import Celery
-from kombu.entity import Exchange, Queue
+from kombu.entity import Exchange
+from kombu.entity import Queue as KombuQueue
 
 from fulfillment.config import settings
-
-ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE = "orders", "invoices", "webhooks"
+from orders.messages import QUEUES, TASKS, Queue
 
 
 def transport_options() -> dict[str, object]:
@@ -52,17 +52,14 @@ app.conf.update(
     task_time_limit=settings.task_time_limit_s,
     worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
     worker_max_memory_per_child=settings.worker_max_memory_per_child_kb,
-    # Durable classic queues, one per kind of work (see the README on classic vs quorum).
+    # Durable classic queues, one per kind of work (see the README on classic vs quorum), and
+    # every task routed to its queue: both from the messaging contract (orders.messages).
     task_queues=[
-        Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
-        for name in (ORDERS_QUEUE, INVOICES_QUEUE, WEBHOOKS_QUEUE)
+        KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value, durable=True)
+        for q in QUEUES
     ],
-    task_default_queue=ORDERS_QUEUE,
-    task_routes={
-        "fulfillment.render_invoice": {"queue": INVOICES_QUEUE},
-        "fulfillment.deliver_webhook": {"queue": WEBHOOKS_QUEUE},
-        "fulfillment.*": {"queue": ORDERS_QUEUE},
-    },
+    task_default_queue=Queue.ORDERS.value,
+    task_routes={task.name: {"queue": task.queue.value} for task in TASKS},
     task_create_missing_queues=False,
     worker_hijack_root_logger=False,
 )

@@ -1,26 +1,13 @@
-"""Settings of the worker side (workers and relay), read from the environment (and `.env`)."""
+"""Settings of the worker side (workers and relay): the shared ones (orders.config) and what only
+the workers read."""
 
-from typing import Literal
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from orders.config import Settings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/orders"
-    db_pool_size: int = 5
-    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
-    broker_folder: str = ".demo/broker"  # for the embedded demo's filesystem:// transport
-
-    payment_gateway: Literal["sandbox", "http"] = "sandbox"
-    payment_gateway_url: str = "http://127.0.0.1:8099"
-    payment_gateway_api_key: str = "sk_test_local"
-    payment_connect_timeout_s: float = 1.0
-    payment_read_timeout_s: float = 5.0
-
-    # Where receivers of webhooks can reach this API (the invoice URL in order snapshots).
-    public_base_url: str = "http://127.0.0.1:8000"
+class WorkerSettings(Settings):
+    db_pool_size: int = 5  # a prefork child runs one task at a time
+    db_statement_timeout_ms: int = 0  # a step is bounded by the task time limits below
+    payment_read_timeout_s: float = 5.0  # no customer waits on a capture
 
     warehouse_url: str | None = None
     warehouse_timeout_s: float = 5.0
@@ -36,8 +23,6 @@ class Settings(BaseSettings):
     # WeasyPrint's memory grows with use; a child process is replaced after this much work.
     worker_max_tasks_per_child: int = 500
     worker_max_memory_per_child_kb: int = 400_000
-
-    log_format: Literal["json", "text"] = "json"
     # The worker's main process serves its children's metrics here (0: off); see observability.
     worker_metrics_port: int = 0
 
@@ -55,8 +40,6 @@ class Settings(BaseSettings):
     webhook_disable_after_failures: int = 10  # consecutive failed deliveries
     webhook_attempt_retention_days: int = 30
     webhook_sweep_interval_s: float = 1.0
-    # Hosts, addresses or CIDRs a webhook may point at although they are not public.
-    webhook_allowed_hosts: str = ""
 
     shop_name: str = "Reference Shop Ltd"
     shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"
@@ -68,4 +51,4 @@ class Settings(BaseSettings):
     crash_on_sku: str = ""
 
 
-settings = Settings()
+settings = WorkerSettings()

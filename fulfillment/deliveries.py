@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from fulfillment.config import Settings
+from fulfillment.config import WorkerSettings
 from orders.models import (
     DeliveryStatus,
     OrderEvent,
@@ -60,7 +60,7 @@ class Outcome:
     refused: bool = False
 
 
-def claim(session: Session, settings: Settings, delivery_id: uuid.UUID) -> Request | None:
+def claim(session: Session, settings: WorkerSettings, delivery_id: uuid.UUID) -> Request | None:
     """Take the delivery for one attempt, if it is due and its endpoint has room in flight."""
     now = utcnow()
     delivery = session.exec(
@@ -115,7 +115,7 @@ def claim(session: Session, settings: Settings, delivery_id: uuid.UUID) -> Reque
     return Request(delivery.id, endpoint.url, body, headers | {"user-agent": USER_AGENT})
 
 
-def send(http: httpx.Client, settings: Settings, request: Request) -> Outcome:
+def send(http: httpx.Client, settings: WorkerSettings, request: Request) -> Outcome:
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -156,7 +156,9 @@ def check_destination(url: str, allowed: list[str]) -> None:
     check_addresses(host, [str(info[4][0]) for info in infos], allowed)
 
 
-def record(session: Session, settings: Settings, request: Request, outcome: Outcome) -> Verdict:
+def record(
+    session: Session, settings: WorkerSettings, request: Request, outcome: Outcome
+) -> Verdict:
     """Log the attempt, and settle the delivery: delivered, failed, or due again later."""
     now = utcnow()
     delivery = session.exec(
@@ -198,7 +200,7 @@ def record(session: Session, settings: Settings, request: Request, outcome: Outc
 
 
 def _next(
-    settings: Settings, delivery: WebhookDelivery, outcome: Outcome, now: datetime
+    settings: WorkerSettings, delivery: WebhookDelivery, outcome: Outcome, now: datetime
 ) -> datetime | None:
     assert delivery.retry_until is not None
     return next_attempt(
@@ -226,7 +228,9 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
     log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
 
 
-def deliver(sessions: Any, http: httpx.Client, settings: Settings, delivery_id: uuid.UUID) -> None:
+def deliver(
+    sessions: Any, http: httpx.Client, settings: WorkerSettings, delivery_id: uuid.UUID
+) -> None:
     with sessions() as session:
         request = claim(session, settings, delivery_id)
     if request is None:

@@ -1,11 +1,46 @@
-"""Stock arithmetic in SQL: one conditional UPDATE per line, so no concurrency can oversell."""
+"""The first step, reserve_inventory: every line of the order or none, each with one conditional
+UPDATE, so no concurrency can oversell. Out of stock cancels the order and voids its
+authorization (through the outbox: the void may need retries)."""
 
 import uuid
 
 from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session
 
-from orders.models import OrderLine, Product, StockReservation, table, utcnow
+from fulfillment.runner import Context, begin, cancel, finish
+from orders.messages import SyncWarehouse, VoidPayment, enqueue
+from orders.models import Order, OrderLine, OrderStatus, Product, StockReservation, table, utcnow
+from orders.states import Next, Step
+
+
+class OutOfStock(Exception):
+    def __init__(self, sku: str) -> None:
+        super().__init__(sku)
+        self.sku = sku
+
+
+def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
+    decision = begin(ctx, order_id, Step.RESERVE_INVENTORY)
+    if decision is not Next.RUN:
+        return decision
+
+    def reserve(session: Session, order: Order) -> None:
+        if (short := reserve_stock(session, order_id)) is not None:
+            raise OutOfStock(short)  # the transaction rolls back: all lines or none
+        if ctx.settings.warehouse_url:  # its own task: a slow warehouse never holds the chain
+            enqueue(session, SyncWarehouse(order_id=order_id))
+
+    try:
+        return finish(ctx, order_id, Step.RESERVE_INVENTORY, reserve)
+    except OutOfStock as short:
+        reason = {"reason": "out_of_stock", "sku": short.sku}
+        return cancel(
+            ctx,
+            order_id,
+            OrderStatus.PENDING,
+            reason,
+            lambda session: enqueue(session, VoidPayment(order_id=order_id)),
+        )
 
 
 def reserve_stock(session: Session, order_id: uuid.UUID) -> str | None:

@@ -1,92 +1,82 @@
-"""Invoice rendering: an invoice document in, HTML or PDF out. Pure: no database, no Celery."""
+"""render_invoice, the third step: number the invoice (once, without gaps), render its PDF, store
+it. Numbering and storing are two short transactions; the render between them holds no lock."""
 
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+import hashlib
+import os
+import signal
+import uuid
 
-import weasyprint
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import update
+from sqlmodel import Session, select
 
-TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True)
-class ShopDetails:
-    name: str
-    address_lines: tuple[str, ...]
-    vat_id: str
-    email: str
-
-
-@dataclass(frozen=True)
-class InvoiceLine:
-    sku: str
-    name: str
-    quantity: int
-    unit_price: int
-    line_total: int
+from fulfillment.config import WorkerSettings
+from fulfillment.pdf import InvoiceDocument, ShopDetails, render_invoice_pdf
+from fulfillment.runner import Context, begin, finish
+from orders import lifecycle
+from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
+from orders.states import Next, Step, next_for
+from orders.view import load_view
 
 
-@dataclass(frozen=True)
-class InvoiceDocument:
-    number: str
-    issued_at: datetime
-    order_number: int
-    currency: str
-    customer_name: str
-    customer_email: str
-    shipping_name: str
-    shipping_line1: str
-    shipping_line2: str | None
-    shipping_city: str
-    shipping_postal_code: str
-    shipping_country: str
-    lines: tuple[InvoiceLine, ...]
-    subtotal: int
-    tax: int
-    total: int
-    tax_rate_bps: int
-    shop: ShopDetails
+def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
+    decision = begin(ctx, order_id, Step.RENDER_INVOICE)
+    if decision is not Next.RUN:
+        return decision
+    document = number_invoice(ctx, order_id)
+    if document is None:
+        return Next.DONE
+    if ctx.settings.crash_on_sku and any(
+        line.sku == ctx.settings.crash_on_sku for line in document.order.lines
+    ):
+        os.kill(os.getpid(), signal.SIGKILL)  # fault injection: see WorkerSettings.crash_on_sku
+    pdf = render_invoice_pdf(document)
 
-    def __post_init__(self) -> None:
-        if self.issued_at.tzinfo is None or self.issued_at.utcoffset() is None:
-            raise ValueError("issued_at must be timezone-aware")
+    def store(session: Session, order: Order) -> dict[str, str]:
+        invoices = table(Invoice)
+        session.exec(
+            update(invoices)
+            .where(invoices.c.order_id == order_id, invoices.c.pdf.is_(None))
+            .values(pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), rendered_at=utcnow())
+        )
+        return {"invoice_number": document.number}
 
-
-def format_money(minor: int, currency: str) -> str:
-    """(4920, "EUR") -> "EUR 49.20". Assumes 2 decimal places, so not for JPY, KWD and the like."""
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{currency} {sign}{whole}.{cents:02d}"
+    return finish(ctx, order_id, Step.RENDER_INVOICE, store)
 
 
-def format_rate(bps: int) -> str:
-    """2000 -> "20%", 550 -> "5.5%", 1925 -> "19.25%"."""
-    whole, hundredths = divmod(bps, 100)
-    if hundredths == 0:
-        return f"{whole}%"
-    return f"{whole}.{hundredths:02d}".rstrip("0") + "%"
-
-
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    # A typo in the template fails the render instead of printing an empty field.
-    undefined=StrictUndefined,
-)
-_env.filters["money"] = format_money
-
-
-def render_invoice_html(doc: InvoiceDocument) -> str:
-    return _env.get_template("invoice.html").render(
-        doc=doc,
-        issued_on=doc.issued_at.date().isoformat(),
-        tax_rate=format_rate(doc.tax_rate_bps),
+def number_invoice(ctx: Context, order_id: uuid.UUID) -> InvoiceDocument | None:
+    """Give the order its invoice number, once: the counter's row lock is held for milliseconds,
+    and a rolled-back transaction gives its number back, so numbers have no gaps. A redelivery
+    gets the number given before."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None or next_for(order.status, Step.RENDER_INVOICE) is not Next.RUN:
+            return None
+        invoice = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
+        if invoice is None:
+            counter = table(InvoiceCounter)
+            number = session.exec(
+                update(counter)
+                .where(counter.c.id == 1)
+                .values(last_number=counter.c.last_number + 1)
+                .returning(counter.c.last_number)
+            ).scalar_one()
+            invoice = Invoice(order_id=order_id, number=number, issued_at=utcnow())
+            session.add(invoice)
+        view = load_view(session, order)
+        session.commit()
+    return InvoiceDocument(
+        invoice_number_text(invoice.number), invoice.issued_at, view, shop(ctx.settings)
     )
 
 
-def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
-    html = weasyprint.HTML(string=render_invoice_html(doc), base_url=TEMPLATES.as_uri() + "/")
-    # WeasyPrint ships no types; with no target, write_pdf returns the document as bytes.
-    pdf: bytes = html.write_pdf()
-    return pdf
+def invoice_number_text(number: int) -> str:
+    return f"INV-{number:06d}"
+
+
+def shop(settings: WorkerSettings) -> ShopDetails:
+    return ShopDetails(
+        name=settings.shop_name,
+        address_lines=tuple(part.strip() for part in settings.shop_address.split(",")),
+        vat_id=settings.shop_vat_id,
+        email=settings.shop_email,
+    )

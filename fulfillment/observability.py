@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from fulfillment.config import settings
 from orders import context
 from orders.context import configure_logging
+from orders.messages import DELIVER_WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ def _before(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
     headers = getattr(task.request, "headers", None) or {}
     context.request_id.set(getattr(task.request, "request_id", None) or headers.get("request_id"))
     order = getattr(task.request, "order_id", None) or headers.get("order_id")
-    context.order_id.set(
-        order or (args[0] if args and task.name != "fulfillment.deliver_webhook" else None)
-    )
+    context.order_id.set(order or (args[0] if args and task.name != DELIVER_WEBHOOK.name else None))
 
 
 @signals.task_postrun.connect

@@ -22,21 +22,22 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from fulfillment.celery_app import app
-from fulfillment.config import Settings, settings
-from fulfillment.db import make_engine, make_sessionmaker
+from fulfillment.config import WorkerSettings, settings
 from fulfillment.deliveries import purge_attempts
 from fulfillment.observability import correlation_headers
 from orders import context
 from orders.context import configure_logging
-from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
-from orders.states import (
-    DELIVER_WEBHOOKS,
-    FULFIL_ORDER,
-    SYNC_WAREHOUSE,
-    VOID_PAYMENT,
-    Step,
-    steps_from,
+from orders.db import make_engine, make_sessionmaker
+from orders.messages import (
+    DELIVER_WEBHOOK,
+    DeliverWebhooks,
+    FulfilOrder,
+    SyncWarehouse,
+    UnknownMessage,
+    VoidPayment,
+    parse,
 )
+from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
 
 log = logging.getLogger("fulfillment.relay")
 
@@ -46,25 +47,27 @@ DELIVERY_LEASE = timedelta(minutes=5)
 def publish(session: Session, row: Outbox) -> None:
     """One outbox row -> its messages, each confirmed by the broker before this returns. The
     request id and order id travel along as message headers, for the workers' logs."""
-    order_id = row.payload["order_id"]
-    context.request_id.set(row.payload.get("request_id"))
+    try:
+        message = parse(row.kind, row.payload)
+    except UnknownMessage:
+        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
+        raise
+    order_id = str(message.order_id)
+    context.request_id.set(message.request_id)
     context.order_id.set(order_id)
     headers = correlation_headers()
-    if row.kind == DELIVER_WEBHOOKS:
-        publish_deliveries(session, WebhookDelivery.event_id == row.payload["event_id"], headers)
-    elif row.kind == FULFIL_ORDER:
-        first = Step(row.payload.get("from_step", Step.RESERVE_INVENTORY))
-        signatures = [
-            app.signature(f"fulfillment.{step}", args=(order_id,), immutable=True, headers=headers)
-            for step in steps_from(first)
-        ]
-        chain(*signatures).apply_async()
-        log.info("published the chain from %s", first)
-    elif row.kind in (VOID_PAYMENT, SYNC_WAREHOUSE):
-        app.send_task(f"fulfillment.{row.kind}", args=(order_id,), headers=headers)
-    else:
-        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
-        raise ValueError(row.kind)
+    match message:
+        case DeliverWebhooks():
+            publish_deliveries(session, WebhookDelivery.event_id == message.event_id, headers)
+        case FulfilOrder():
+            signatures = [
+                app.signature(task.name, args=(order_id,), immutable=True, headers=headers)
+                for task in message.tasks()
+            ]
+            chain(*signatures).apply_async()
+            log.info("published the chain from %s", message.from_step)
+        case VoidPayment() | SyncWarehouse():
+            app.send_task(message.task.name, args=(order_id,), headers=headers)
 
 
 def publish_deliveries(
@@ -87,7 +90,7 @@ def publish_deliveries(
         .with_for_update(skip_locked=True)
     ).all()
     for delivery_id in ids:
-        app.send_task("fulfillment.deliver_webhook", args=(str(delivery_id),), headers=headers)
+        app.send_task(DELIVER_WEBHOOK.name, args=(str(delivery_id),), headers=headers)
     if ids:
         deliveries = table(WebhookDelivery)
         session.exec(
@@ -135,7 +138,7 @@ def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
 
 
 class Relay:
-    def __init__(self, config: Settings) -> None:
+    def __init__(self, config: WorkerSettings) -> None:
         self.config = config
         self.sessions = make_sessionmaker(make_engine(config, "orders-relay"))
         self.stopping = False

@@ -11,7 +11,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import orders.models  # noqa: F401  - registers every table on SQLModel.metadata
 from orders.config import Settings
-from orders.sqlite import sync_url
+from orders.db import sync_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -1,56 +1,119 @@
-"""The async engine and sessions of the web side."""
+"""Engines and sessions for both sides: async for the API, sync for the workers and the relay.
 
-from collections.abc import AsyncIterator
+The domain's shared functions are synchronous (the workers' Celery tasks are plain functions); the
+API runs them on its async session with `run`, SQLAlchemy's bridge between the two.
 
+With a `sqlite:` URL (the embedded demo) several processes write one file, so it runs in WAL mode
+with a busy timeout; SQLite serialises writers, which stands in for PostgreSQL's row locks there.
+Production and the tests run PostgreSQL."""
+
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders.config import Settings
-from orders.sqlite import async_url, is_sqlite, tune
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def make_async_engine(settings: Settings, application_name: str = "orders-api") -> AsyncEngine:
     """One pool per process, sized on purpose: a request holds one connection for a few ms."""
     if is_sqlite(settings.database_url):
-        engine = create_async_engine(async_url(settings.database_url))
-        tune(engine.sync_engine)
+        engine = create_async_engine(_driver(settings.database_url, "sqlite+aiosqlite"))
+        _tune_sqlite(engine.sync_engine)
         return engine
-    connect_args: dict[str, object] = {}
-    if settings.database_url.startswith("postgresql"):
-        connect_args = {
-            "connect_timeout": settings.db_connect_timeout_s,
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-            "application_name": "orders-api",
-        }
     return create_async_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=False,  # a dead connection fails one request with 503, not every checkout
-        connect_args=connect_args,
+        **_pool_options(settings, application_name),
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_engine(settings: Settings, application_name: str) -> Engine:
+    if is_sqlite(settings.database_url):
+        engine = create_engine(sync_url(settings.database_url))
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(
+        settings.database_url,
+        pool_pre_ping=True,  # workers sit idle for long; a stale connection must not fail a step
+        **_pool_options(settings, application_name),
+    )
+
+
+def _pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
+    connect_args: dict[str, object] = {
+        "connect_timeout": settings.db_connect_timeout_s,
+        "application_name": application_name,
+    }
+    if settings.db_statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_s,
+        "connect_args": connect_args,
+    }
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, class_=Session, expire_on_commit=False)
+
+
+def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with factory() as session:
-        yield session
+async def run(
+    session: AsyncSession, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kw: P.kwargs
+) -> T:
+    """Run one of the domain's synchronous functions on an async session, without blocking the
+    event loop: every statement inside still awaits its connection."""
+
+    def call(sync: Any) -> T:
+        return fn(cast(Session, sync), *args, **kw)
+
+    return await session.run_sync(call)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sync_url(url: str) -> str:
+    """`sqlite+aiosqlite:///x.db` -> `sqlite:///x.db`; other URLs unchanged."""
+    return _driver(url, "sqlite") if is_sqlite(url) else url
+
+
+def _driver(url: str, drivername: str) -> str:
+    return make_url(url).set(drivername=drivername).render_as_string(hide_password=False)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 def ensure_database(url: str) -> bool:
     """Create the PostgreSQL database named in `url` if it is missing; True if it was created."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgresql"):
         return False
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url, database="postgres"), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
         if found.fetchone() is not None:
             return False
@@ -58,8 +121,14 @@ def ensure_database(url: str) -> bool:
         return True
 
 
-if __name__ == "__main__":  # `python -m orders.db`: create DATABASE_URL's database if missing
-    from orders.config import Settings
+def libpq_url(url: str, database: str | None = None) -> str:
+    """The URL psycopg itself takes: no `+psycopg` driver suffix (optionally another database)."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
 
+
+if __name__ == "__main__":  # `python -m orders.db`: create DATABASE_URL's database if missing
     url = Settings().database_url
     print(f"created {url}" if ensure_database(url) else f"database ready: {url}")

@@ -16,11 +16,9 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
-from orders.config import Settings
 from orders.models import IdempotencyKey, IdempotencyStatus, table, utcnow
-from orders.problems import Problem
 
 UNLOCKED = datetime(2000, 1, 1, tzinfo=UTC)  # a claim locked "then" is free to take over
 
@@ -42,12 +40,13 @@ class IdempotencyPolicy:
     retention: timedelta
     lock_timeout: timedelta  # a claim older than this belongs to a request that died
 
-    @classmethod
-    def of(cls, settings: Settings) -> "IdempotencyPolicy":
-        return cls(
-            retention=timedelta(hours=settings.idempotency_retention_hours),
-            lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_s),
-        )
+
+class KeyReused(Exception):
+    """The key was first used with another request."""
+
+
+class KeyInUse(Exception):
+    """The first request with this key has not finished."""
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -56,12 +55,12 @@ def request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert(session: AsyncSession) -> Any:
-    return sqlite_insert if session.sync_session.get_bind().dialect.name == "sqlite" else pg_insert
+def _insert(session: Session) -> Any:
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
-async def claim(
-    session: AsyncSession, key: str, fingerprint: str, policy: IdempotencyPolicy
+def claim(
+    session: Session, key: str, fingerprint: str, policy: IdempotencyPolicy
 ) -> Claimed | StoredResponse:
     """Claim `key` for this request, or return what the first request with it answered."""
     for _ in range(2):  # a second pass only after deleting an expired record
@@ -79,16 +78,16 @@ async def claim(
             .on_conflict_do_nothing()
             .returning(table(IdempotencyKey).c.order_id)
         )
-        order_id = (await session.exec(stmt)).scalar_one_or_none()
+        order_id = (session.exec(stmt)).scalar_one_or_none()
         if order_id is not None:
-            await session.commit()
+            session.commit()
             return Claimed(order_id)
 
-        record = await session.get(IdempotencyKey, key, populate_existing=True)
+        record = session.get(IdempotencyKey, key, populate_existing=True)
         if record is None:
             continue  # purged between the insert and the read
         if record.created_at < now - policy.retention:
-            await session.exec(
+            session.exec(
                 delete(IdempotencyKey).where(
                     IdempotencyKey.key == key,  # type: ignore[arg-type]
                     IdempotencyKey.created_at == record.created_at,  # type: ignore[arg-type]
@@ -96,38 +95,28 @@ async def claim(
             )
             continue
         if record.request_hash != fingerprint:
-            raise Problem(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused with another request",
-                "This Idempotency-Key was first used with a different body; use a new key.",
-            )
+            session.rollback()
+            raise KeyReused(key)
         if record.status == IdempotencyStatus.COMPLETED:
             assert record.response_status is not None
             assert record.response_body is not None
             stored = StoredResponse(
                 record.response_status, record.response_headers or {}, record.response_body
             )
-            await session.rollback()
+            session.rollback()
             return stored
         if record.locked_at < now - policy.lock_timeout:
-            taken = await _take_over(session, key, record.locked_at, now)
+            taken = _take_over(session, key, record.locked_at, now)
             if taken:
                 return Claimed(record.order_id)
-        await session.rollback()
-        raise Problem(
-            409,
-            "idempotency-key-in-use",
-            "A request with this Idempotency-Key is in progress",
-            "The first request with this key has not finished; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-    raise Problem(409, "idempotency-key-in-use", "Idempotency-Key busy", "Retry shortly.")
+        session.rollback()
+        raise KeyInUse(key)
+    raise KeyInUse(key)
 
 
-async def _take_over(session: AsyncSession, key: str, seen_lock: datetime, now: datetime) -> bool:
+def _take_over(session: Session, key: str, seen_lock: datetime, now: datetime) -> bool:
     """The first request died mid-way: take its claim (and its order id) if nobody else has."""
-    result = await session.exec(
+    result = session.exec(
         update(IdempotencyKey)
         .where(
             IdempotencyKey.key == key,  # type: ignore[arg-type]
@@ -136,14 +125,14 @@ async def _take_over(session: AsyncSession, key: str, seen_lock: datetime, now: 
         )
         .values(locked_at=now)
     )
-    await session.commit()
+    session.commit()
     return bool(result.rowcount)
 
 
-async def record_response(session: AsyncSession, key: str, response: StoredResponse) -> None:
+def record_response(session: Session, key: str, response: StoredResponse) -> None:
     """Store the final response, in the transaction that made it (the caller commits)."""
     keys = table(IdempotencyKey)
-    await session.exec(
+    session.exec(
         update(keys)
         .where(keys.c.key == key)
         .values(
@@ -155,15 +144,15 @@ async def record_response(session: AsyncSession, key: str, response: StoredRespo
     )
 
 
-async def release(session: AsyncSession, key: str) -> None:
+def release(session: Session, key: str) -> None:
     """The request ended without a result worth replaying, maybe after calling the gateway.
 
     The claim stays with its order id but is unlocked, so a retry with the same key takes it over
     at once and asks the gateway again under the same gateway key: an authorization that went
     through after our timeout is found, not made twice.
     """
-    await session.rollback()
-    await session.exec(
+    session.rollback()
+    session.exec(
         update(IdempotencyKey)
         .where(
             IdempotencyKey.key == key,  # type: ignore[arg-type]
@@ -171,24 +160,24 @@ async def release(session: AsyncSession, key: str) -> None:
         )
         .values(locked_at=UNLOCKED)
     )
-    await session.commit()
+    session.commit()
 
 
-async def forget(session: AsyncSession, key: str) -> None:
+def forget(session: Session, key: str) -> None:
     """Nothing left the building (the cart was invalid): drop the claim."""
-    await session.rollback()
-    await session.exec(
+    session.rollback()
+    session.exec(
         delete(IdempotencyKey).where(
             IdempotencyKey.key == key,  # type: ignore[arg-type]
             IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
         )
     )
-    await session.commit()
+    session.commit()
 
 
-async def purge_expired(session: AsyncSession, retention: timedelta) -> int:
-    result = await session.exec(
+def purge_expired(session: Session, retention: timedelta) -> int:
+    result = session.exec(
         delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - retention)  # type: ignore[arg-type]
     )
-    await session.commit()
+    session.commit()
     return int(result.rowcount)

@@ -1,11 +1,14 @@
-"""Payment authorization at checkout: one interface, a sandbox and an HTTP gateway client."""
+"""The card gateway, both halves: authorization at checkout (async, in the API), capture and void
+after it (sync, in the workers). A sandbox that answers in-process, and clients for a Stripe-like
+REST gateway (`fakes.gateway` speaks it on loopback). Every call carries an idempotency key derived
+from the order, so a retried call finds the first one's effect instead of repeating it."""
 
 import asyncio
 import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,15 +33,22 @@ class PaymentDeclined(Exception):
         self.message = message
 
 
+class CaptureDeclined(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class InvalidPaymentToken(Exception):
     """The gateway does not know this token."""
 
 
 class GatewayUnavailable(Exception):
-    """Timeout, connection error or 5xx: nothing is known to have happened; retry later."""
+    """Timeout, connection error, 429 or 5xx, or the same key still running: nothing is known to
+    have happened; retry later."""
 
 
-class PaymentGateway(Protocol):
+class Authorizer(Protocol):
     name: str
 
     async def authorize(
@@ -48,75 +58,91 @@ class PaymentGateway(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Settler(Protocol):
+    def capture(self, authorization_id: str, idempotency_key: str) -> None: ...
+    def void(self, authorization_id: str, idempotency_key: str) -> None: ...
+
+
 def token_fingerprint(token: str, secret_key: str) -> str:
     """Lets support match two orders paid with one token without ever storing the token."""
     return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-# Stripe-style test tokens: https://docs.stripe.com/testing#cards
-SANDBOX_CARDS: dict[str, tuple[str, str]] = {
+# Stripe's test tokens (https://docs.stripe.com/testing#cards), for the sandbox and the fake.
+TEST_CARDS: dict[str, tuple[str, str]] = {  # token -> (brand, last 4 digits)
     "tok_visa": ("visa", "4242"),
     "tok_visa_debit": ("visa", "5556"),
     "tok_mastercard": ("mastercard", "4444"),
     "tok_amex": ("amex", "8431"),
     "tok_chargeCustomerFail": ("visa", "0341"),  # authorizes, then the capture is declined
 }
-SANDBOX_DECLINES: dict[str, tuple[str, str]] = {
+TEST_DECLINES: dict[str, tuple[str, str]] = {  # token -> (decline code, message)
     "tok_chargeDeclined": ("card_declined", "Your card was declined."),
     "tok_insufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
     "tok_expiredCard": ("expired_card", "Your card has expired."),
 }
-
-
 CAPTURE_FAILS_TOKEN = "tok_chargeCustomerFail"  # noqa: S105 - a public test token
 
 
 class SandboxGateway:
-    """In-process gateway for development: answers at once, remembers idempotency keys."""
+    """In-process, for development: answers at once, remembers idempotency keys. Authorization
+    happens in the API and capture in a worker, so the capture's outcome travels in the id."""
 
     name = "sandbox"
+    CAPTURE_DECLINED = "auth_capturefail_"
 
     def __init__(self) -> None:
         self._seen: dict[str, Authorization] = {}
+        self.asked: list[tuple[str, str]] = []  # (action, authorization id), as a ledger would
+
 
     async def authorize(
         self, *, token: str, amount: int, currency: str, idempotency_key: str
     ) -> Authorization:
         if idempotency_key in self._seen:
             return self._seen[idempotency_key]
-        if token in SANDBOX_DECLINES:
-            raise PaymentDeclined(*SANDBOX_DECLINES[token])
-        if token not in SANDBOX_CARDS:
+        if token in TEST_DECLINES:
+            raise PaymentDeclined(*TEST_DECLINES[token])
+        if token not in TEST_CARDS:
             raise InvalidPaymentToken(f"No such token: {token}")
-        brand, last4 = SANDBOX_CARDS[token]
-        # The worker-side sandbox reads the capture outcome back from the id.
-        prefix = "auth_capturefail_" if token == CAPTURE_FAILS_TOKEN else "auth_"
+        brand, last4 = TEST_CARDS[token]
+        prefix = self.CAPTURE_DECLINED if token == CAPTURE_FAILS_TOKEN else "auth_"
         auth = Authorization(f"{prefix}{uuid.uuid4().hex}", amount, currency, brand, last4)
         self._seen[idempotency_key] = auth
         return auth
+
+    def capture(self, authorization_id: str, idempotency_key: str) -> None:
+        self.asked.append(("capture", authorization_id))
+        if authorization_id.startswith(self.CAPTURE_DECLINED):
+            raise CaptureDeclined("card_declined")
+
+    def void(self, authorization_id: str, idempotency_key: str) -> None:
+        self.asked.append(("void", authorization_id))
 
     async def aclose(self) -> None:
         return None
 
 
-class HttpGateway:
-    """Client for a Stripe-like REST gateway (`fakes.gateway` speaks it on loopback)."""
+def _client_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "base_url": settings.payment_gateway_url,
+        "headers": {"Authorization": f"Bearer {settings.payment_gateway_api_key}"},
+        "follow_redirects": False,
+        "timeout": httpx.Timeout(
+            settings.payment_read_timeout_s, connect=settings.payment_connect_timeout_s
+        ),
+    }
+
+
+class HttpAuthorizer:
+    """Authorization over HTTP, from the API's event loop."""
 
     name = "http"
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
-        timeout = httpx.Timeout(
-            connect=settings.payment_connect_timeout_s,
-            read=settings.payment_read_timeout_s,
-            write=settings.payment_read_timeout_s,
-            pool=settings.payment_connect_timeout_s,
-        )
         self._client = httpx.AsyncClient(
-            base_url=settings.payment_gateway_url,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {settings.payment_gateway_api_key}"},
+            **_client_options(settings),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            follow_redirects=False,
             transport=transport,
         )
         # The total budget: a gateway that trickles bytes must not hold a checkout for long.
@@ -134,37 +160,78 @@ class HttpGateway:
                 )
         except (httpx.TransportError, TimeoutError) as exc:
             raise GatewayUnavailable(f"payment gateway unreachable: {exc!r}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(f"payment gateway answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise GatewayUnavailable("payment gateway answered something that is not JSON") from exc
+        body = _json_or_unavailable(response)
+        error = body.get("error") or {}
         if response.status_code == 402:
-            error = body.get("error", {})
             raise PaymentDeclined(
                 error.get("code", "card_declined"), error.get("message", "Declined.")
             )
-        if (
-            response.status_code in (400, 404)
-            and body.get("error", {}).get("code") == "invalid_token"
-        ):
-            raise InvalidPaymentToken(body["error"].get("message", "No such token."))
-        if response.status_code != 201 and response.status_code != 200:
+        if response.status_code in (400, 404) and error.get("code") == "invalid_token":
+            raise InvalidPaymentToken(error.get("message", "No such token."))
+        if response.status_code not in (200, 201):
             # 401, 403, 409...: our configuration or the gateway is wrong, not the customer.
             raise GatewayUnavailable(f"payment gateway answered {response.status_code}")
         card = body.get("card") or {}
         return Authorization(
-            id=body["id"],
-            amount=body["amount"],
-            currency=body["currency"],
-            card_brand=card.get("brand"),
-            card_last4=card.get("last4"),
+            body["id"], body["amount"], body["currency"], card.get("brand"), card.get("last4")
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def make_gateway(settings: Settings) -> PaymentGateway:
-    return HttpGateway(settings) if settings.payment_gateway == "http" else SandboxGateway()
+class HttpSettler:
+    """Capture and void over HTTP, from the workers (Celery tasks are synchronous)."""
+
+    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+        self._client = client or httpx.Client(**_client_options(settings))
+
+    def capture(self, authorization_id: str, idempotency_key: str) -> None:
+        response = self._post(f"/v1/authorizations/{authorization_id}/capture", idempotency_key)
+        if response.status_code == 402:
+            error = _json_or_unavailable(response).get("error") or {}
+            raise CaptureDeclined(error.get("code", "card_declined"))
+        response.raise_for_status()
+
+    def void(self, authorization_id: str, idempotency_key: str) -> None:
+        self._post(
+            f"/v1/authorizations/{authorization_id}/void", idempotency_key
+        ).raise_for_status()
+
+    def _post(self, path: str, idempotency_key: str) -> httpx.Response:
+        try:
+            response = self._client.post(path, headers={"Idempotency-Key": idempotency_key})
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"payment gateway unreachable: {exc!r}") from exc
+        if response.status_code >= 500 or response.status_code == 429 or _still_running(response):
+            raise GatewayUnavailable(f"payment gateway answered {response.status_code}")
+        return response
+
+
+def _json_or_unavailable(response: httpx.Response) -> dict[str, Any]:
+    """The body of an answer worth reading; 5xx and bodies that are not JSON are outages."""
+    if response.status_code >= 500:
+        raise GatewayUnavailable(f"payment gateway answered {response.status_code}")
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError as exc:
+        raise GatewayUnavailable("payment gateway answered something that is not JSON") from exc
+    return body
+
+
+def _still_running(response: httpx.Response) -> bool:
+    """409 for "a request with this idempotency key is in flight", as opposed to a wrong state."""
+    if response.status_code != 409:
+        return False
+    try:
+        return bool(response.json().get("error", {}).get("type") == "idempotency_error")
+    except ValueError:
+        return False
+
+
+def make_authorizer(settings: Settings) -> Authorizer:
+    return HttpAuthorizer(settings) if settings.payment_gateway == "http" else SandboxGateway()
+
+
+def make_settler(settings: Settings) -> Settler:
+    return HttpSettler(settings) if settings.payment_gateway == "http" else SandboxGateway()

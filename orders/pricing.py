@@ -3,6 +3,8 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from orders.view import Line
+
 
 @dataclass(frozen=True)
 class CatalogPrice:
@@ -12,18 +14,9 @@ class CatalogPrice:
 
 
 @dataclass(frozen=True)
-class PricedLine:
-    sku: str
-    name: str
-    quantity: int
-    unit_price: int
-    line_total: int
-
-
-@dataclass(frozen=True)
 class PricedOrder:
     currency: str
-    lines: tuple[PricedLine, ...]
+    lines: tuple[Line, ...]
     subtotal: int
     tax: int
     total: int
@@ -73,9 +66,7 @@ def price_order(
             raise PricingError(f"lines[{i}].sku", f"unknown SKU {sku}")
         if item.currency != currency:
             raise PricingError("currency", f"{sku} is sold in {item.currency}, not {currency}")
-        priced.append(
-            PricedLine(sku, item.name, quantity, item.unit_price, item.unit_price * quantity)
-        )
+        priced.append(Line(sku, item.name, quantity, item.unit_price, item.unit_price * quantity))
     subtotal = sum(line.line_total for line in priced)
     tax = tax_on(subtotal, tax_rate_bps)
     return PricedOrder(currency, tuple(priced), subtotal, tax, subtotal + tax)

@@ -40,11 +40,6 @@ PROGRESS = (
     OrderStatus.INVOICED,
     OrderStatus.COMPLETED,
 )
-# Outbox kinds: the seam between the two sides.
-FULFIL_ORDER = "fulfil_order"  # payload {"order_id", "from_step"}: the chain from that step
-VOID_PAYMENT = "void_payment"  # payload {"order_id"}: release a cancelled order's authorization
-SYNC_WAREHOUSE = "sync_warehouse"  # payload {"order_id"}: tell the warehouse what is reserved
-DELIVER_WEBHOOKS = "deliver_webhooks"  # payload {"event_id"}: send that event's deliveries
 
 
 class Next(StrEnum):

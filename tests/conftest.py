@@ -1,3 +1,5 @@
+"""Fixtures only; what tests share besides them is in tests/helpers.py."""
+
 import contextlib
 import shutil
 import subprocess
@@ -10,10 +12,11 @@ import psycopg
 import pytest
 from kombu.connection import Connection
 
-from orders.config import Settings
-from orders.main import create_app
-from tests.processes import Process, celery_worker, relay
-from tests.support import TEST_DATABASE_URL, free_port, libpq_url, migrate, start_server
+from orders.api.config import ApiSettings
+from orders.db import libpq_url
+from orders.messages import QUEUES, Queue
+from stack.processes import Stack, free_port
+from tests.helpers import TEST_DATABASE_URL, FakeReceiver, FakeServer, migrate, running_app
 
 TABLES = ", ".join(
     [
@@ -67,15 +70,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 @pytest.fixture
-def test_settings(database_url: str) -> Callable[..., Settings]:
-    def build(**overrides: Any) -> Settings:
+def test_settings(database_url: str) -> Callable[..., ApiSettings]:
+    def build(**overrides: Any) -> ApiSettings:
         values: dict[str, Any] = {
             "environment": "test",
             "database_url": database_url,
@@ -84,114 +81,58 @@ def test_settings(database_url: str) -> Callable[..., Settings]:
             "webhook_allowed_hosts": "127.0.0.1",
             "idempotency_purge_interval_s": 3600,
         }
-        return Settings(**(values | overrides))
+        return ApiSettings(**(values | overrides))
 
     return build
 
 
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:
-            yield client
-
-
 @pytest.fixture
 async def client(
-    db: psycopg.Connection[Any], test_settings: Callable[..., Settings]
+    db: psycopg.Connection[Any], test_settings: Callable[..., ApiSettings]
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API with the in-process sandbox gateway."""
     async with running_app(test_settings()) as c:
         yield c
 
 
-@contextlib.contextmanager
-def fake_server(module: str, health_path: str) -> Iterator[str]:
-    """One of fakes/ as a real server process on a free loopback port; yields its base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(["-m", module, "--port", str(port)], f"{url}{health_path}")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-class FakeGateway:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def configure(self, **behaviour: Any) -> None:
-        httpx.put(f"{self.url}/_admin/config", json=behaviour).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/_admin/stats")
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-
 @pytest.fixture(scope="session")
-def fake_gateway_server() -> Iterator[FakeGateway]:
-    with fake_server("fakes.gateway", "/_admin/stats") as url:
-        yield FakeGateway(url)
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The fakes of fakes/ as real servers on free loopback ports, for the whole session."""
+    stack = Stack(tmp_path_factory.mktemp("fakes"), {})
+    urls = {}
+    for module in ("fakes.gateway", "fakes.warehouse", "fakes.receiver"):
+        port = free_port()
+        stack.fake(module, port)
+        urls[module] = f"http://127.0.0.1:{port}"
+    stack.ready(timeout_s=15)
+    yield urls
+    stack.stop()
 
 
 @pytest.fixture
-def fake_gateway(fake_gateway_server: FakeGateway) -> FakeGateway:
-    httpx.post(f"{fake_gateway_server.url}/_admin/reset").raise_for_status()
-    return fake_gateway_server
-
-
-class FakeWarehouse(FakeGateway):
-    """Same admin API as the gateway: configure, stats, reset."""
-
-
-@pytest.fixture(scope="session")
-def fake_warehouse_server() -> Iterator[FakeWarehouse]:
-    with fake_server("fakes.warehouse", "/_admin/stats") as url:
-        yield FakeWarehouse(url)
+def fake_gateway(fakes: dict[str, str]) -> FakeServer:
+    gateway = FakeServer(fakes["fakes.gateway"])
+    gateway.reset()
+    return gateway
 
 
 @pytest.fixture
-def fake_warehouse(fake_warehouse_server: FakeWarehouse) -> FakeWarehouse:
-    httpx.post(f"{fake_warehouse_server.url}/_admin/reset").raise_for_status()
-    return fake_warehouse_server
-
-
-class FakeReceiver:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def script(self, path: str, **script: Any) -> str:
-        httpx.put(f"{self.url}/_admin/script/{path}", json=script).raise_for_status()
-        return f"{self.url}/{path}"
-
-    def received(self, path: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/_admin/received/{path}")
-        response.raise_for_status()
-        result: list[dict[str, Any]] = response.json()
-        return result
-
-
-@pytest.fixture(scope="session")
-def fake_receiver_server() -> Iterator[FakeReceiver]:
-    with fake_server("fakes.receiver", "/_admin/received/x") as url:
-        yield FakeReceiver(url)
+def fake_warehouse(fakes: dict[str, str]) -> FakeServer:
+    warehouse = FakeServer(fakes["fakes.warehouse"])
+    warehouse.reset()
+    return warehouse
 
 
 @pytest.fixture
-def receiver(fake_receiver_server: FakeReceiver) -> FakeReceiver:
-    httpx.post(f"{fake_receiver_server.url}/_admin/reset").raise_for_status()
-    return fake_receiver_server
+def receiver(fakes: dict[str, str]) -> FakeReceiver:
+    receiver = FakeReceiver(fakes["fakes.receiver"])
+    receiver.reset()
+    return receiver
 
 
 @pytest.fixture
 async def http_gateway_client(
-    db: psycopg.Connection[Any], test_settings: Callable[..., Settings], fake_gateway: FakeGateway
+    db: psycopg.Connection[Any], test_settings: Callable[..., ApiSettings], fake_gateway: FakeServer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API talking to the fake card gateway over loopback HTTP."""
     settings = test_settings(
@@ -227,16 +168,15 @@ def broker_url() -> str:
 def broker(broker_url: str) -> str:
     """Empty queues at the start of each test."""
     with Connection(broker_url) as connection:
-        channel = connection.channel()
-        for name in ("orders", "invoices", "webhooks"):
-            with contextlib.suppress(Exception):
-                channel.queue_purge(name)
+        for name in QUEUES:
             channel = connection.channel()
+            with contextlib.suppress(Exception):  # not declared yet: nothing to purge
+                channel.queue_purge(name.value)
     return broker_url
 
 
 @pytest.fixture
-def stack_env(database_url: str, broker: str, fake_gateway: FakeGateway) -> dict[str, str]:
+def stack_env(database_url: str, broker: str, fake_gateway: FakeServer) -> dict[str, str]:
     """The environment of workers and relays: test database, test vhost, the fake gateway."""
     return {
         "DATABASE_URL": database_url,
@@ -260,28 +200,20 @@ def stack_env(database_url: str, broker: str, fake_gateway: FakeGateway) -> dict
     }
 
 
-WORKER_READY, RELAY_READY = "ready.", "relay started"
+@pytest.fixture
+def processes(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
+    """Workers and relays for one test: start them (`processes.worker()`, `.relay()`, then
+    `.ready()`), with `processes.env` changed first if need be; all are stopped afterwards."""
+    stack = Stack(tmp_path / "logs", stack_env)
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture
-def worker_and_relay(
-    stack_env: dict[str, str], tmp_path: Path
-) -> Iterator[tuple[Process, Process]]:
-    """A Celery worker and a relay, started side by side (each takes seconds to import)."""
-    worker, relay_ = celery_worker(stack_env, tmp_path), relay(stack_env, tmp_path)
-    offsets = worker.spawn(), relay_.spawn()
-    try:
-        worker.wait_ready(WORKER_READY, offsets[0])
-        relay_.wait_ready(RELAY_READY, offsets[1])
-        yield worker, relay_
-    finally:
-        relay_.stop()
-        worker.stop()
-
-
-@pytest.fixture
-async def shop(
-    http_gateway_client: httpx.AsyncClient, worker_and_relay: tuple[Process, Process]
-) -> httpx.AsyncClient:
-    """The whole flow: the API (in process), a relay and a Celery worker (real processes)."""
+def shop(http_gateway_client: httpx.AsyncClient, processes: Stack) -> httpx.AsyncClient:
+    """The whole flow: the API (in process), a relay and a Celery worker taking the order and
+    invoice queues (real processes)."""
+    processes.worker(queues=f"{Queue.ORDERS},{Queue.INVOICES}")
+    processes.relay()
+    processes.ready()
     return http_gateway_client

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from orders.aftercare import EMAILS
-from tests.conftest import count, running_app
-from tests.processes import wait_until
-from tests.support import free_port, make_cart, new_key
+from orders.api.aftercare import EMAILS
+from stack.processes import free_port
+from stack.samples import make_cart
+from tests.helpers import count, eventually, new_key, running_app
 
 
 class Mailbox:
@@ -42,7 +42,7 @@ async def test_the_order_received_email_arrives_with_the_order_number(db, test_s
         response = await client.post("/orders", json=make_cart(), headers=new_key())
     assert response.status_code == 202
     number = response.json()["number"]
-    wait_until(lambda: mailbox.messages, timeout_s=10, what="the email")
+    await eventually(lambda: mailbox.messages, timeout_s=10, what="the email")
     mail = mailbox.messages[0]
     assert mail["To"] == "ada@example.com"
     assert str(number) in mail["Subject"]
@@ -68,7 +68,7 @@ async def test_state_changing_calls_leave_an_audit_row(db, client):
     key = new_key()
     placed = (await client.post("/orders", json=make_cart(), headers=key)).json()
     await client.post("/orders", json=make_cart(), headers=key)  # a replay changes nothing
-    wait_until(lambda: count(db, "audit_log") >= 1, timeout_s=10, what="the audit row")
+    await eventually(lambda: count(db, "audit_log") >= 1, timeout_s=10, what="the audit row")
     await asyncio.sleep(0.1)
     rows = db.execute("SELECT action, actor, order_id::text, request_id FROM audit_log").fetchall()
     assert len(rows) == 1
@@ -80,7 +80,7 @@ async def test_state_changing_calls_leave_an_audit_row(db, client):
         json={"url": "http://127.0.0.1:9/x", "event_types": ["order.paid"]},
         headers={"X-API-Key": "change-me", "X-Request-ID": "req-from-the-dashboard"},
     )
-    wait_until(lambda: count(db, "audit_log") == 2, timeout_s=10, what="the ops audit row")
+    await eventually(lambda: count(db, "audit_log") == 2, timeout_s=10, what="the ops audit row")
     ops_row = db.execute(
         "SELECT action, actor, request_id FROM audit_log WHERE actor = 'ops'"
     ).fetchone()

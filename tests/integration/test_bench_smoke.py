@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, TEST_DATABASE_URL
+from stack.processes import ROOT
+from tests.helpers import sibling_database
 
 
 @pytest.mark.slow
 def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
     before = set(Path(ROOT, "bench", "results").glob("*.json"))
     env = os.environ | {
-        "BENCH_DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_bench_test",
+        "BENCH_DATABASE_URL": sibling_database("orders_bench_test"),
         "BENCH_BROKER_URL": broker_url,
     }
     result = subprocess.run(

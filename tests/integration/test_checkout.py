@@ -1,37 +1,10 @@
 """POST /orders against the real PostgreSQL: 202, validation, payment outcomes, nothing half-written."""
 
-from typing import Any
-
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import count
-from tests.support import make_cart, new_key
-
-PROBLEM = "application/problem+json"
-
-
-def assert_nothing_written(db: psycopg.Connection[Any]) -> None:
-    for table in ('"order"', "order_line", "payment", "order_event", "outbox"):
-        assert count(db, table) == 0, table
-    # A claim may stay (unlocked, so a retry can take it), but never a finished response.
-    assert count(db, "idempotency_key WHERE status = 'completed'") == 0
-
-
-def assert_problem(
-    response: httpx.Response, status: int, field: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("/problems/")
-    assert body["title"]
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body
-        assert field in body["detail"]
-    return body
+from stack.samples import make_cart
+from tests.helpers import assert_nothing_written, assert_problem, count, new_key
 
 
 async def test_checkout_answers_202_and_writes_the_order_in_one_go(client, db):

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import ROOT, TEST_DATABASE_URL
+from orders.messages import QUEUES, Queue
+from stack.processes import ROOT
+from tests.helpers import sibling_database
 
 
 @pytest.mark.slow
@@ -20,7 +22,7 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
     if stack == "services":
         env |= {
-            "DATABASE_URL": TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_demo_test",
+            "DATABASE_URL": sibling_database("orders_demo_test"),
             "BROKER_URL": broker_url,
         }
     command = ["-m", "demo.run", "--orders", "6", "--stack", stack, "--folder", str(tmp_path)]
@@ -79,12 +81,14 @@ def test_compose_yaml_is_valid_and_production_shaped():
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["relay"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert "management" in services["rabbitmq"]["image"]
-    # Every queue is consumed, invoices by processes of their own; both scale with --scale.
+    # Every queue of the messaging contract is consumed, invoices by processes of their own;
+    # both scale with --scale.
     queues = {
-        name: services[name]["command"][services[name]["command"].index("-Q") + 1]
+        name: services[name]["command"][services[name]["command"].index("-Q") + 1].split(",")
         for name in ("worker", "renderer")
     }
-    assert queues == {"worker": "orders,webhooks", "renderer": "invoices"}
+    assert queues["renderer"] == [Queue.INVOICES]
+    assert sorted(queues["worker"] + queues["renderer"]) == sorted(QUEUES)
     assert "ports" not in services["worker"]
     assert "ports" not in services["renderer"]
 
@@ -94,3 +98,9 @@ def test_the_image_runs_as_a_non_root_user_with_weasyprint_libraries():
     assert "FROM python:3.11-slim" in dockerfile
     assert "libpango-1.0-0" in dockerfile
     assert "\nUSER app\n" in dockerfile
+
+
+def test_make_worker_takes_every_queue_of_the_contract():
+    makefile = Path(ROOT, "Makefile").read_text().splitlines()
+    default = next(line for line in makefile if line.startswith("WORKER_QUEUES ?="))
+    assert default.split("?=")[1].strip().split(",") == list(QUEUES)

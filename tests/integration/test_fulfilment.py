@@ -1,29 +1,23 @@
 """The chain with real processes: API -> outbox -> relay -> RabbitMQ -> Celery worker -> PostgreSQL."""
 
 import asyncio
+import time
 
 import pytest
 
-from tests.conftest import RELAY_READY, WORKER_READY, count
-from tests.fulfilment_support import (
+from tests.helpers import (
     COMPLETED_TIMELINE,
+    OPS,
+    count,
     event_types,
+    eventually,
     invoice_numbers,
     pdf_text,
     place,
     settle,
     status_of,
+    stock,
 )
-from tests.processes import celery_worker, relay, wait_until
-
-OPS = {"X-API-Key": "change-me"}
-
-
-def stock(db, sku: str) -> tuple[int, int]:
-    row = db.execute(
-        "SELECT stock_on_hand, stock_reserved FROM product WHERE sku = %s", (sku,)
-    ).fetchone()
-    return row[0], row[1]
 
 
 async def test_an_order_goes_from_pending_to_completed_with_its_invoice(shop, db, fake_gateway):
@@ -62,8 +56,8 @@ async def test_out_of_stock_cancels_voids_the_authorization_and_leaves_stock_alo
         shop, lines=[{"sku": "MUG-001", "quantity": 1}, {"sku": "POSTER-LTD", "quantity": 11}]
     )
     assert (await settle(db, [order["id"]])) == {order["id"]: "cancelled"}
-    wait_until(lambda: fake_gateway.stats()["voids"] == 1, what="the void at the gateway")
-    wait_until(
+    await eventually(lambda: fake_gateway.stats()["voids"] == 1, what="the void at the gateway")
+    await eventually(
         lambda: db.execute("SELECT status FROM payment").fetchone()[0] == "voided",
         what="the payment to be marked voided",
     )
@@ -104,7 +98,7 @@ async def test_two_hundred_orders_racing_for_ten_units_never_oversell(shop, db, 
     assert count(db, "stock_reservation") == 10
     assert invoice_numbers(db) == list(range(1, 11))
     assert fake_gateway.stats()["captures"] == 10
-    wait_until(lambda: fake_gateway.stats()["voids"] == 190, timeout_s=120, what="190 voids")
+    await eventually(lambda: fake_gateway.stats()["voids"] == 190, timeout_s=120, what="190 voids")
 
 
 async def test_a_failed_step_is_retried_from_where_it_stopped(shop, db, fake_gateway):
@@ -151,7 +145,9 @@ async def test_events_and_status_are_visible_as_soon_as_committed(shop, db):
     order = await place(shop)
     auth = {"Authorization": f"Bearer {order['access_token']}"}
     seen: list[str] = []
+    deadline = time.monotonic() + 60
     while not seen or seen[-1] != "completed":
+        assert time.monotonic() < deadline, f"not completed after 60 s; seen {seen}"
         status = (await shop.get(order["status_url"], headers=auth)).json()["status"]
         if not seen or seen[-1] != status:
             seen.append(status)
@@ -162,22 +158,19 @@ async def test_events_and_status_are_visible_as_soon_as_committed(shop, db):
 
 
 async def test_the_reservation_reaches_the_warehouse_once_even_through_its_failures(
-    http_gateway_client, db, stack_env, tmp_path, fake_warehouse
+    http_gateway_client, db, processes, fake_warehouse
 ):
     fake_warehouse.configure(failures=2)  # two 503s, then it accepts
-    env = stack_env | {"WAREHOUSE_URL": fake_warehouse.url}
-    worker = celery_worker(env, tmp_path).start(WORKER_READY)
-    relay_ = relay(env, tmp_path).start(RELAY_READY)
-    try:
-        order = await place(http_gateway_client)
-        assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
-        wait_until(
-            lambda: db.execute('SELECT warehouse_synced_at FROM "order"').fetchone()[0],
-            what="the warehouse sync to be recorded",
-        )
-    finally:
-        relay_.stop()
-        worker.stop()
+    processes.env["WAREHOUSE_URL"] = fake_warehouse.url
+    processes.worker()
+    processes.relay()
+    processes.ready()
+    order = await place(http_gateway_client)
+    assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
+    await eventually(
+        lambda: db.execute('SELECT warehouse_synced_at FROM "order"').fetchone()[0],
+        what="the warehouse sync to be recorded",
+    )
 
     stats = fake_warehouse.stats()
     assert stats["requests"] == 3
@@ -189,21 +182,14 @@ async def test_the_reservation_reaches_the_warehouse_once_even_through_its_failu
     ]
 
 
-async def test_two_relays_at_once_publish_each_row_once(
-    http_gateway_client, db, stack_env, tmp_path
-):
-    worker = celery_worker(stack_env, tmp_path).start(WORKER_READY)
-    relays = [relay(stack_env, tmp_path / str(i)) for i in range(2)]
-    for i, r in enumerate(relays):
-        (tmp_path / str(i)).mkdir()
-        r.start(RELAY_READY)
-    try:
-        ids = await asyncio.gather(*(place(http_gateway_client) for _ in range(40)))
-        await settle(db, [o["id"] for o in ids], timeout_s=120)
-    finally:
-        for r in relays:
-            r.stop()
-        worker.stop()
+async def test_two_relays_at_once_publish_each_row_once(http_gateway_client, db, processes):
+    worker = processes.worker()
+    processes.relay("relay-1")
+    processes.relay("relay-2")
+    processes.ready()
+    ids = await asyncio.gather(*(place(http_gateway_client) for _ in range(40)))
+    await settle(db, [o["id"] for o in ids], timeout_s=120)
+    processes.stop()
 
     received = worker.log().count("Task fulfillment.reserve_inventory[")
     assert received == 40 * 2  # each task logs "received" and "succeeded" once

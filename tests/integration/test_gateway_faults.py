@@ -1,19 +1,17 @@
 """The HTTP card gateway over loopback: success, timeouts and 5xx write nothing and answer 503."""
 
 import asyncio
-import time
-from collections.abc import Callable
 
-from tests.conftest import count, running_app
-from tests.integration.test_checkout import assert_nothing_written, assert_problem
-from tests.support import free_port, make_cart, new_key
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+from stack.processes import free_port
+from stack.samples import make_cart
+from tests.helpers import (
+    assert_nothing_written,
+    assert_problem,
+    count,
+    eventually,
+    new_key,
+    running_app,
+)
 
 
 async def test_authorizes_through_the_http_gateway(http_gateway_client, db, fake_gateway):
@@ -42,7 +40,9 @@ async def test_gateway_timeout_is_503_with_retry_after_and_writes_nothing(
     assert_nothing_written(db)
 
     # The gateway finished the authorization after we gave up on it...
-    await wait_for(lambda: fake_gateway.stats()["authorizations"] == 1)
+    await eventually(
+        lambda: fake_gateway.stats()["authorizations"] == 1, 10, "the late authorization"
+    )
     fake_gateway.configure(latency_ms=0)
     retry = await http_gateway_client.post("/orders", json=make_cart(), headers=key)
     assert retry.status_code == 202

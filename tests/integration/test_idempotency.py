@@ -7,11 +7,12 @@ from datetime import timedelta
 import httpx
 
 from orders import idempotency
+from orders.api.schemas import OrderCreate
+from orders.config import Settings
 from orders.db import make_engine, make_sessionmaker
 from orders.models import utcnow
-from orders.schemas import OrderCreate
-from tests.conftest import count
-from tests.support import make_cart, new_key
+from stack.samples import make_cart
+from tests.helpers import count, new_key
 
 
 async def test_same_key_same_body_replays_the_first_response(http_gateway_client, db, fake_gateway):
@@ -147,9 +148,9 @@ async def test_expired_keys_are_purged_and_then_free(client, db, test_settings):
     assert "idempotent-replayed" not in again.headers
 
     db.execute("UPDATE idempotency_key SET created_at = now() - interval '25 hours'")
-    engine = make_engine(test_settings())
-    async with make_sessionmaker(engine)() as session:
-        purged = await idempotency.purge_expired(session, timedelta(hours=24))
-    await engine.dispose()
+    engine = make_engine(Settings(database_url=test_settings().database_url), "test")
+    with make_sessionmaker(engine)() as session:
+        purged = idempotency.purge_expired(session, timedelta(hours=24))
+    engine.dispose()
     assert purged == 1
     assert count(db, "idempotency_key") == 0

@@ -1,16 +1,25 @@
 """Alembic: the revisions build the schema the models describe, and can be undone."""
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-from orders.db import ensure_database
-from tests.support import TEST_DATABASE_URL, alembic_config, libpq_url
+from orders.db import ensure_database, libpq_url
+from tests.helpers import alembic_config, sibling_database
 
-ROUND_TRIP_URL = TEST_DATABASE_URL.rsplit("/", 1)[0] + "/orders_migrations_test"
+ROUND_TRIP_URL = sibling_database("orders_migrations_test")
+
+
+@pytest.fixture
+def upgraded() -> str:
+    """A database of its own at the newest revision, whatever another test left it at."""
+    ensure_database(ROUND_TRIP_URL)
+    command.upgrade(alembic_config(ROUND_TRIP_URL), "head")
+    return ROUND_TRIP_URL
 
 
 def tables(url: str) -> set[str]:
@@ -21,20 +30,17 @@ def tables(url: str) -> set[str]:
     return {row[0] for row in rows} - {"alembic_version"}
 
 
-def test_upgrade_downgrade_upgrade_round_trip():
-    ensure_database(ROUND_TRIP_URL)
-    config = alembic_config(ROUND_TRIP_URL)
+def test_upgrade_downgrade_upgrade_round_trip(upgraded):
+    config = alembic_config(upgraded)
+    assert tables(upgraded) == set(SQLModel.metadata.tables)
     command.downgrade(config, "base")
+    assert tables(upgraded) == set()
     command.upgrade(config, "head")
-    assert tables(ROUND_TRIP_URL) == set(SQLModel.metadata.tables)
-    command.downgrade(config, "base")
-    assert tables(ROUND_TRIP_URL) == set()
-    command.upgrade(config, "head")
-    assert tables(ROUND_TRIP_URL) == set(SQLModel.metadata.tables)
+    assert tables(upgraded) == set(SQLModel.metadata.tables)
 
 
-def test_models_and_migrations_agree():
-    engine = create_engine(ROUND_TRIP_URL)
+def test_models_and_migrations_agree(upgraded):
+    engine = create_engine(upgraded)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []

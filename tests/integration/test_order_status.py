@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from tests.support import make_cart, new_key
+from stack.samples import make_cart
+from tests.helpers import new_key
 
 
 @pytest.fixture

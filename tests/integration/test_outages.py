@@ -1,7 +1,8 @@
 """PostgreSQL down: the API answers 503 problem+json quickly and writes nothing."""
 
-from tests.conftest import running_app
-from tests.support import free_port, make_cart, new_key
+from stack.processes import free_port
+from stack.samples import make_cart
+from tests.helpers import new_key, running_app
 
 
 async def test_database_down_is_503_problem(test_settings):

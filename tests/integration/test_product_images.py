@@ -9,10 +9,7 @@ import pytest
 from PIL import Image
 
 from bench.loop_latency import probe_while, sample_png
-from tests.conftest import running_app
-from tests.processes import wait_until
-
-OPS = {"X-API-Key": "change-me"}
+from tests.helpers import OPS, eventually, running_app
 
 
 def png(width: int, height: int) -> bytes:
@@ -28,6 +25,7 @@ async def upload(client, sku: str, data: bytes, content_type: str = "image/png")
 
 
 async def ready(client, url: str) -> dict[str, Any]:
+    """The image's status once it is no longer processing (within 20 s)."""
     for _ in range(400):
         status: dict[str, Any] = (await client.get(url)).json()
         if status["status"] != "processing":
@@ -104,7 +102,7 @@ async def test_the_event_loop_keeps_answering_while_a_batch_resizes(client, db):
         f"pool: {len(latencies)} probes in {time.perf_counter() - started:.2f} s, max {latencies[-1]:.1f} ms"
     )
     assert len(latencies) >= 5  # the loop answered all along, not once at the end
-    wait_until(
+    await eventually(
         lambda: (
             db.execute("SELECT count(*) FROM product_image WHERE status = 'ready'").fetchone()[0]
             == 6

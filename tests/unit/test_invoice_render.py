@@ -1,66 +1,12 @@
 """Invoice rendering: HTML escaping, money formatting, and PDFs whose text pypdf can read."""
 
-import io
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import pytest
-from pypdf import PdfReader
 
-from fulfillment.invoices import (
-    InvoiceDocument,
-    InvoiceLine,
-    ShopDetails,
-    format_money,
-    format_rate,
-    render_invoice_html,
-    render_invoice_pdf,
-)
-
-SHOP = ShopDetails(
-    name="Northwind Supplies Ltd",
-    address_lines=("1 Harbour Street", "Bristol BS1 4RN", "United Kingdom"),
-    vat_id="GB123456789",
-    email="billing@northwind.example",
-)
-
-
-def make_line(i: int) -> InvoiceLine:
-    return InvoiceLine(f"SKU-{i:03d}", f"Catalog item {i}", 2, 1_450, 2_900)
-
-
-def make_invoice(**overrides: Any) -> InvoiceDocument:
-    lines = overrides.pop(
-        "lines", (make_line(1), InvoiceLine("NB-A5", "Dot-grid notebook", 1, 1_200, 1_200))
-    )
-    subtotal = sum(line.line_total for line in lines)
-    tax = subtotal // 5
-    values: dict[str, Any] = {
-        "number": "INV-000042",
-        "issued_at": datetime(2025, 3, 14, 9, 30, tzinfo=UTC),
-        "order_number": 100042,
-        "currency": "EUR",
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "shipping_name": "Ada Lovelace",
-        "shipping_line1": "12 Analytical Row",
-        "shipping_line2": None,
-        "shipping_city": "London",
-        "shipping_postal_code": "N1 9GU",
-        "shipping_country": "GB",
-        "lines": lines,
-        "subtotal": subtotal,
-        "tax": tax,
-        "total": subtotal + tax,
-        "tax_rate_bps": 2_000,
-        "shop": SHOP,
-    }
-    return InvoiceDocument(**(values | overrides))
-
-
-def pdf_text(pdf: bytes) -> tuple[int, str]:
-    reader = PdfReader(io.BytesIO(pdf))
-    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+from fulfillment.pdf import format_money, format_rate, render_invoice_html, render_invoice_pdf
+from stack.samples import make_invoice, make_line
+from tests.helpers import pdf_text
 
 
 def test_pdf_text_carries_number_order_and_total():
@@ -71,7 +17,7 @@ def test_pdf_text_carries_number_order_and_total():
     assert pages >= 1
     assert "INV-000042" in text
     assert "100042" in text
-    assert format_money(doc.total, "EUR") == "EUR 49.20"
+    assert format_money(doc.order.total, "EUR") == "EUR 49.20"
     assert "EUR 49.20" in text
     assert "Tax (20%)" in text
 

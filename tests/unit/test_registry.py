@@ -5,8 +5,7 @@ import gc
 import logging
 
 import pytest
-
-from orders.background import TaskRegistry
+from orders.api.background import TaskRegistry
 
 
 async def test_a_pending_task_survives_garbage_collection_until_it_is_done():

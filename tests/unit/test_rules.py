@@ -5,7 +5,9 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from orders.config import Settings
+from orders.access import access_token_for, hash_access_token
+from orders.api.config import ApiSettings
+from orders.api.problems import field_path
 from orders.idempotency import request_hash
 from orders.payments import InvalidPaymentToken, PaymentDeclined, SandboxGateway, token_fingerprint
 from orders.pricing import (
@@ -16,8 +18,6 @@ from orders.pricing import (
     price_order,
     tax_on,
 )
-from orders.problems import field_path
-from orders.service import access_token_for, hash_access_token
 
 CATALOG = {
     "MUG": CatalogPrice("Mug", 1_450, "EUR"),
@@ -122,8 +122,8 @@ async def test_sandbox_gateway_speaks_stripe_test_tokens():
 
 def test_production_refuses_placeholder_secrets():
     with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(environment="production", ops_api_key="ops-key-from-a-vault")
+        ApiSettings(environment="production", ops_api_key="ops-key-from-a-vault")
     with pytest.raises(ValidationError, match="OPS_API_KEY"):
-        Settings(environment="production", secret_key="s3cr3t-from-a-vault")
-    real = Settings(environment="production", secret_key="s3cr3t", ops_api_key="0ps-key")
+        ApiSettings(environment="production", secret_key="s3cr3t-from-a-vault")
+    real = ApiSettings(environment="production", secret_key="s3cr3t", ops_api_key="0ps-key")
     assert real.secret_key == "s3cr3t"

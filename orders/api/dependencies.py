@@ -1,4 +1,4 @@
-"""What routes receive: a session, the gateway, the settings, a loaded order."""
+"""What routes receive: a session, the gateway, the settings, a loaded order, the auditor."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -7,22 +7,23 @@ from typing import Annotated, Any
 from fastapi import BackgroundTasks, Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders import context, service
-from orders.aftercare import write_audit
-from orders.background import TaskRegistry
-from orders.config import Settings
+from orders import access, context
+from orders.api.aftercare import write_audit
+from orders.api.background import TaskRegistry
+from orders.api.config import ApiSettings
+from orders.api.problems import not_found
+from orders.db import run
 from orders.models import Order
-from orders.payments import PaymentGateway
-from orders.problems import not_found
+from orders.payments import Authorizer
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+async def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
     return settings
 
 
-async def get_gateway(request: Request) -> PaymentGateway:
-    gateway: PaymentGateway = request.app.state.gateway
+async def get_gateway(request: Request) -> Authorizer:
+    gateway: Authorizer = request.app.state.gateway
     return gateway
 
 
@@ -68,10 +69,10 @@ async def get_registry(request: Request) -> TaskRegistry:
     return registry
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 AuditDep = Annotated[Auditor, Depends(get_auditor)]
 RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
-GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]
+GatewayDep = Annotated[Authorizer, Depends(get_gateway)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
@@ -82,7 +83,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def valid_order(order_id: uuid.UUID, request: Request, session: SessionDep) -> Order:
     """The order named in the path, if the caller holds its access token; else 404."""
-    order = await service.find_order(session, order_id, bearer_token(request))
+    order = await run(session, access.find_order, order_id, bearer_token(request))
     if order is None:
         raise not_found("order with this id for this token")
     return order

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders.dependencies import AuditDep, RegistryDep, SessionDep, SettingsDep
+from orders.api.auth import require_ops_key
+from orders.api.dependencies import AuditDep, RegistryDep, SessionDep, SettingsDep
+from orders.api.problems import Problem, not_found
 from orders.images import ACCEPTED_TYPES, VARIANT_TYPE, NotAnImage, resize_variants
 from orders.models import ImageStatus, Product, ProductImage, ProductImageVariant, table, utcnow
-from orders.ops import require_ops_key
-from orders.problems import Problem, not_found
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["product images"])

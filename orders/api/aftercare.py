@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders.config import Settings
+from orders.api.config import ApiSettings
 from orders.models import AuditLog, table, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ async def write_audit(
 
 
 def order_received_email(
-    settings: Settings, to: str, name: str, number: int, total: str
+    settings: ApiSettings, to: str, name: str, number: int, total: str
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
@@ -65,7 +65,7 @@ def order_received_email(
     return message
 
 
-async def send_order_received(settings: Settings, message: EmailMessage) -> None:
+async def send_order_received(settings: ApiSettings, message: EmailMessage) -> None:
     try:
         await aiosmtplib.send(
             message,

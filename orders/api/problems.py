@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem details (`application/problem+json`)."""
+"""Errors as RFC 9457 problem details (`application/problem+json`), including the domain's own
+exceptions, so routes call the domain and let its refusals through."""
 
 import logging
 from typing import Any
@@ -9,6 +10,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orders.idempotency import KeyInUse, KeyReused
+from orders.payments import GatewayUnavailable, InvalidPaymentToken
+from orders.pricing import PricingError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,39 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     return Problem(422, "validation-error", "Your request is not valid", detail, errors=errors)
 
 
+def domain_problem(exc: Exception, retry_after_s: int) -> Problem:
+    """The domain's refusals, as the client should read them."""
+    match exc:
+        case PricingError():
+            return invalid(exc.field, exc.message)
+        case InvalidPaymentToken():
+            return invalid("payment_token", str(exc))
+        case GatewayUnavailable():
+            return service_unavailable(
+                "The payment gateway did not answer; nothing was charged. Retry with the same key.",
+                retry_after_s,
+            )
+        case KeyReused():
+            return Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with another request",
+                "This Idempotency-Key was first used with a different body; use a new key.",
+            )
+        case KeyInUse():
+            return Problem(
+                409,
+                "idempotency-key-in-use",
+                "A request with this Idempotency-Key is in progress",
+                "The first request with this key has not finished; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+    raise TypeError(f"no problem for {exc!r}")
+
+
+DOMAIN_ERRORS = (PricingError, InvalidPaymentToken, GatewayUnavailable, KeyReused, KeyInUse)
+
+
 def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -121,7 +159,12 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
         )
         return problem_response(problem, request.url.path)
 
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(domain_problem(exc, retry_after_s), request.url.path)
+
     app.add_exception_handler(Problem, on_problem)
+    for error in DOMAIN_ERRORS:
+        app.add_exception_handler(error, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     # Refused, lost or timed-out connections, statement timeouts and an exhausted pool.

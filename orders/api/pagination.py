@@ -11,7 +11,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from orders.problems import invalid
+from orders.api.problems import invalid
 
 Row = TypeVar("Row")
 

@@ -1,13 +1,13 @@
 """`GET /metrics` for Prometheus: the API's own counters, plus gauges read from PostgreSQL at
 scrape time (orders by status, outbox lag, webhook deliveries), which every API process can
-answer alike. Workers export their task metrics themselves (fulfillment.metrics)."""
+answer alike. Workers export their task metrics themselves (fulfillment.observability)."""
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from orders.dependencies import SessionDep
+from orders.api.dependencies import SessionDep
 from orders.models import Order, Outbox, WebhookDelivery, utcnow
 
 ORDERS = Gauge("orders_by_status", "Orders per status", ["status"])

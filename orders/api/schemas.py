@@ -1,11 +1,14 @@
 """Request and response shapes. Tables never leave the service as they are."""
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from orders import view
+from orders.checkout import Cart
 from orders.models import OrderStatus, PaymentStatus
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -47,6 +50,23 @@ class OrderCreate(StrictModel):
     currency: Currency
     payment_token: PaymentToken
 
+    def to_cart(self) -> Cart:
+        address = self.shipping_address
+        return Cart(
+            customer=view.Customer(str(self.customer.email), self.customer.name),
+            shipping_address=view.Address(
+                address.name,
+                address.line1,
+                address.line2,
+                address.city,
+                address.postal_code,
+                address.country,
+            ),
+            lines=tuple((line.sku, line.quantity) for line in self.lines),
+            currency=self.currency,
+            payment_token=self.payment_token,
+        )
+
 
 class Money(BaseModel):
     currency: str
@@ -62,6 +82,11 @@ class OrderAccepted(Money):
     status_url: str
     events_url: str
     access_token: str = Field(description="Send as `Authorization: Bearer` to follow this order.")
+
+    @classmethod
+    def of(cls, order: view.OrderView, access_token: str) -> "OrderAccepted":
+        links = {"status_url": f"/orders/{order.id}", "events_url": f"/orders/{order.id}/events"}
+        return cls(**asdict(order), **links, access_token=access_token)
 
 
 class OrderLinePublic(BaseModel):
@@ -90,6 +115,12 @@ class OrderPublic(Money):
     created_at: datetime
     updated_at: datetime
     links: dict[str, str]
+
+    @classmethod
+    def of(
+        cls, order: view.OrderView, payment: PaymentPublic | None, links: dict[str, str]
+    ) -> "OrderPublic":
+        return cls(**asdict(order), payment=payment, links=links)
 
 
 class OrderEventPublic(BaseModel):

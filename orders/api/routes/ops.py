@@ -2,19 +2,23 @@
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from kombu.connection import Connection
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlmodel import col, select
 
-from orders import context, events
-from orders.dependencies import AuditDep, SessionDep, SettingsDep
+from orders.api.auth import require_ops_key
+from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
+from orders.api.pagination import newest_first
+from orders.api.problems import Problem, not_found
+from orders.db import run
+from orders.lifecycle import NotRetryable, retry_failed
+from orders.messages import QUEUES
 from orders.models import (
     AuditLog,
     Invoice,
@@ -25,26 +29,10 @@ from orders.models import (
     Outbox,
     Payment,
     WebhookDelivery,
-    table,
     utcnow,
 )
-from orders.pagination import newest_first
-from orders.problems import Problem, not_found
-from orders.states import FULFIL_ORDER, STATUS_BEFORE, Step
-
-
-async def require_ops_key(request: Request, settings: SettingsDep) -> str:
-    presented = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(presented.encode(), settings.ops_api_key.encode()):
-        raise Problem(
-            401,
-            "unauthorized",
-            "API key required",
-            "Send the operators' key in the X-API-Key header.",
-            headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
-        )
-    return "ops"
-
+from orders.states import STATUS_BEFORE
+from orders.stats import percentile
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops_key)])
@@ -52,46 +40,20 @@ router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_op
 
 @router.post("/orders/{order_id}/retry", status_code=202)
 async def retry_order(order_id: uuid.UUID, session: SessionDep, audit: AuditDep) -> dict[str, str]:
-    """Resume a failed order from the step that failed: back to that step's starting status, a
-    fresh delivery count, and the rest of the chain published through the outbox."""
-    order = (
-        await session.exec(select(Order).where(Order.id == order_id).with_for_update())
-    ).first()
-    if order is None:
-        raise not_found("order with this id")
-    if order.status != OrderStatus.FAILED or order.failed_step is None:
+    """Resume a failed order from the step that failed."""
+    try:
+        step = await run(session, retry_failed, order_id)
+    except NotRetryable as refused:
         raise Problem(
             409,
             "order-not-failed",
             "Only a failed order can be retried",
-            f"Order {order_id} is {order.status}.",
-        )
-    step = Step(order.failed_step)
-    order.status = STATUS_BEFORE[step]
-    order.failed_step, order.failure_reason = None, None
-    order.step, order.step_attempts = None, 0
-    order.version += 1
-    order.updated_at = utcnow()
-    session.add(order)
-    await session.flush()
-    await events.record(session, order_id, "order.retry_requested", {"step": step})
-    await session.exec(
-        insert(table(Outbox)).values(
-            kind=FULFIL_ORDER,
-            payload={
-                "order_id": str(order_id),
-                "from_step": step,
-                "request_id": context.request_id.get(),
-            },
-            created_at=utcnow(),
-        )
-    )
-    await session.commit()
+            f"Order {order_id} is {refused.status}.",
+        ) from refused
+    if step is None:
+        raise not_found("order with this id")
     audit("order.retry_requested", order_id=order_id, detail={"step": step})
-    return {"id": str(order_id), "status": order.status, "resumed_from": step}
-
-
-QUEUES = ("orders", "invoices", "webhooks")
+    return {"id": str(order_id), "status": STATUS_BEFORE[step], "resumed_from": step}
 
 
 def queue_depths(broker_url: str) -> dict[str, int | None]:
@@ -114,12 +76,6 @@ def queue_depths(broker_url: str) -> dict[str, int | None]:
     except OSError:
         log.warning("broker unreachable for queue depths")
     return depths
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))]
 
 
 @router.get("/summary")

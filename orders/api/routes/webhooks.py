@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import update
@@ -11,20 +11,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
-from orders.dependencies import AuditDep, SessionDep, SettingsDep
-from orders.models import (
-    DeliveryStatus,
-    OrderEvent,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    table,
-    utcnow,
-)
-from orders.ops import require_ops_key
-from orders.pagination import newest_first
-from orders.problems import invalid, not_found
-from orders.schemas import (
+from orders.api.auth import require_ops_key
+from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
+from orders.api.pagination import newest_first
+from orders.api.problems import invalid, not_found
+from orders.api.schemas import (
     ReplayRequest,
     WebhookAttemptPublic,
     WebhookDeliveryDetail,
@@ -34,6 +25,16 @@ from orders.schemas import (
     WebhookEndpointPublic,
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
+)
+from orders.events import new_delivery
+from orders.models import (
+    DeliveryStatus,
+    OrderEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    table,
+    utcnow,
 )
 from orders.webhooks import (
     EVENT_TYPES,
@@ -182,7 +183,7 @@ async def replay(
     now = utcnow()
     found = (
         await session.exec(
-            select(OrderEvent.id, OrderEvent.type).where(
+            select(col(OrderEvent.id), OrderEvent.type).where(
                 col(OrderEvent.occurred_at) >= body.since,
                 col(OrderEvent.occurred_at) < body.until,
                 col(OrderEvent.type).in_(endpoint.event_types),
@@ -190,19 +191,7 @@ async def replay(
         )
     ).all()
     if found:
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "event_id": event_id,
-                "endpoint_id": endpoint.id,
-                "event_type": event_type,
-                "status": DeliveryStatus.PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for event_id, event_type in found
-        ]
+        rows = [new_delivery(cast(int, id_), endpoint.id, type_, now) for id_, type_ in found]
         dialect = session.sync_session.get_bind().dialect.name
         stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(table(WebhookDelivery)).values(
             rows

@@ -1,0 +1,127 @@
+"""Running a step: the bookkeeping every step shares, so that each step is a short function.
+
+A step is `begin`, then its outside work (a gateway call, a render), then `finish`: its effect, the
+order's new status and its event in one transaction, under the order's row lock. Calls to the
+gateway or the warehouse happen outside any transaction, under idempotency keys derived from the
+order, so a redelivered step repeats the call without repeating its effect.
+
+`begin` counts the delivery in a short transaction of its own, and a delivery that ends in a
+handled way (success, a scheduled retry) clears the count; so the count is of deliveries that
+crashed their worker, and a message that does so every time is recognised after
+`step_max_deliveries` and fails its order instead of looping forever.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from fulfillment.config import WorkerSettings
+from orders import lifecycle
+from orders.models import Order, OrderStatus, table
+from orders.payments import Settler
+from orders.states import EVENT_AFTER, STATUS_AFTER, Next, Step, next_for
+
+log = logging.getLogger(__name__)
+
+Effect = Callable[[Session, Order], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Context:
+    sessions: sessionmaker[Session]
+    gateway: Settler
+    settings: WorkerSettings
+    http: httpx.Client
+
+    def advance(
+        self, session: Session, order: Order, status: OrderStatus, event: str, data: dict[str, Any]
+    ) -> None:
+        lifecycle.advance(session, order, status, event, data, self.settings.public_base_url)
+
+
+def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
+    """Decide whether `step` has work to do, and count this delivery of it durably."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None:
+            log.warning("order %s not found for %s", order_id, step)
+            return Next.STOP
+        decision = next_for(order.status, step)
+        if decision is not Next.RUN:
+            return decision
+        attempts = order.step_attempts + 1 if order.step == step else 1
+        if attempts > ctx.settings.step_max_deliveries:
+            reason = f"{step} crashed its worker {attempts - 1} times (poison message)"
+            lifecycle.fail(session, order, step, reason, ctx.settings.public_base_url)
+            session.commit()
+            log.error("order %s failed: %s", order_id, reason)
+            return Next.STOP
+        order.step, order.step_attempts = step, attempts
+        session.add(order)
+        session.commit()
+        return Next.RUN
+
+
+def finish(ctx: Context, order_id: uuid.UUID, step: Step, effect: Effect) -> Next:
+    """The step's commit: its effect (which returns the event's extra data), the order's new
+    status and its event, in one transaction. A redelivery that finds the step done does nothing."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None:
+            return Next.STOP
+        decision = next_for(order.status, step)
+        if decision is not Next.RUN:
+            return decision
+        data = effect(session, order) or {}
+        ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data)
+        session.commit()
+    return Next.RUN
+
+
+def cancel(
+    ctx: Context,
+    order_id: uuid.UUID,
+    from_status: OrderStatus,
+    reason: dict[str, Any],
+    compensate: Callable[[Session], None],
+) -> Next:
+    """Cancel an order still in `from_status`, with what undoes its steps so far, in one
+    transaction; the rest of the chain stops."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None or order.status != from_status:
+            return Next.STOP
+        compensate(session)
+        ctx.advance(session, order, OrderStatus.CANCELLED, "order.cancelled", reason)
+        session.commit()
+    log.info("order %s cancelled: %s", order_id, reason)
+    return Next.STOP
+
+
+def delivery_finished(ctx: Context, order_id: uuid.UUID, step: Step) -> None:
+    """The delivery ended in a handled way (a retry is scheduled): it was no crash."""
+    orders = table(Order)
+    with ctx.sessions() as session:
+        session.exec(
+            update(orders)
+            .where(orders.c.id == order_id, orders.c.step == step)
+            .values(step_attempts=0)
+        )
+        session.commit()
+
+
+def mark_failed(ctx: Context, order_id: uuid.UUID, step: Step, reason: str) -> None:
+    """A step gave up (retries exhausted or a permanent error): an operator retries it from here."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None or next_for(order.status, step) is not Next.RUN:
+            return
+        lifecycle.fail(session, order, step, reason, ctx.settings.public_base_url)
+        session.commit()

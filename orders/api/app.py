@@ -1,0 +1,99 @@
+"""The app factory: routes, middleware, problem handlers, and what lives as long as the process
+(the database pool, the gateway client, the background registry, the resize pool)."""
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import re
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from orders import idempotency
+from orders.api.background import TaskRegistry
+from orders.api.config import ApiSettings
+from orders.api.middleware import BodySizeLimit, RequestObserver
+from orders.api.problems import install_problem_handlers
+from orders.api.routes import images, metrics, ops, storefront, webhooks
+from orders.db import make_async_engine, make_async_sessionmaker, run
+from orders.payments import make_authorizer
+
+log = logging.getLogger(__name__)
+IMAGE_UPLOAD = re.compile(r"^/products/[^/]+/images$")
+
+
+async def purge_idempotency_keys_forever(app: FastAPI) -> None:
+    """Keys are kept for the retention period, then deleted in the background of every API process."""
+    s: ApiSettings = app.state.settings
+    retention = s.idempotency_policy().retention
+    while True:
+        await asyncio.sleep(s.idempotency_purge_interval_s)
+        try:
+            async with app.state.sessions() as session:
+                purged = await run(session, idempotency.purge_expired, retention)
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception:
+            log.exception("idempotency key purge failed; will retry")
+
+
+def create_app(s: ApiSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_async_engine(s)
+        app.state.sessions = make_async_sessionmaker(engine)
+        app.state.gateway = make_authorizer(s)
+        app.state.registry = TaskRegistry(s.background_max_in_flight)
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
+        # CPU-bound resizing in other processes; "spawn" so no child inherits the event loop.
+        app.state.image_pool = ProcessPoolExecutor(
+            s.image_workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        try:
+            if interrupted := await images.mark_interrupted(app.state.sessions):
+                log.warning(
+                    "%d product images were left processing; marked interrupted", interrupted
+                )
+        except SQLAlchemyError:  # the API starts without its database and answers 503 meanwhile
+            log.exception("could not mark interrupted product images")
+        purge = asyncio.create_task(purge_idempotency_keys_forever(app))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            cancelled = await app.state.registry.drain(s.background_drain_timeout_s)
+            if cancelled:
+                log.warning("cancelled %d background tasks still running at shutdown", cancelled)
+            app.state.image_pool.shutdown(wait=False, cancel_futures=True)
+            await app.state.http.aclose()
+            await app.state.gateway.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Orders",
+        summary="Checkout in milliseconds; fulfilment in the background.",
+        lifespan=lifespan,
+    )
+    app.state.settings = s
+    install_problem_handlers(app, s.unavailable_retry_after_s)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=s.max_body_bytes,
+        uploads=(IMAGE_UPLOAD, s.max_image_bytes),
+    )
+    app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
+    for module in (storefront, ops, webhooks, metrics, images):
+        app.include_router(module.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        """Answers from the event loop alone: its latency is the loop's."""
+        return {"status": "ok"}
+
+    return app

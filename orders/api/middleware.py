@@ -1,0 +1,127 @@
+"""ASGI middleware: the 500 ms budget measured (a request id on every request, `Server-Timing` on
+every response, a latency histogram per route, a log line and a count for every request over the
+budget), and oversized bodies refused before anything parses them."""
+
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orders.api.problems import Problem, problem_response
+from orders.context import request_id
+
+log = logging.getLogger("orders.budget")
+
+LATENCY = Histogram(
+    "orders_http_request_duration_seconds",
+    "Time to the response's first byte, per route",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+OVER_BUDGET = Counter(
+    "orders_http_over_budget_total", "Requests slower than REQUEST_BUDGET_MS", ["method", "route"]
+)
+VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp, budget_ms: int) -> None:
+        self.app = app
+        self.budget_s = budget_ms / 1000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = time.perf_counter() - started
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={elapsed * 1000:.1f}".encode()))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+                route = getattr(scope.get("route"), "path", "unmatched")
+                LATENCY.labels(scope["method"], route, str(message["status"])).observe(elapsed)
+                if elapsed > self.budget_s:
+                    OVER_BUDGET.labels(scope["method"], route).inc()
+                    log.warning(
+                        "%s %s took %.0f ms, over the %.0f ms budget",
+                        scope["method"],
+                        route,
+                        elapsed * 1000,
+                        self.budget_s * 1000,
+                    )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_timed)
+        finally:
+            request_id.reset(token)
+
+
+class BodySizeLimit:
+    """Buffers up to `max_bytes` of the body (checkout bodies are small) and answers 413 past it,
+    whether the client announced a Content-Length or streamed chunks."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, uploads: tuple[re.Pattern[str], int] | None = None
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.uploads = uploads  # paths that take files, with their own larger limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        if self.uploads and self.uploads[0].match(scope["path"]):
+            limit = self.uploads[1]
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
+            return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._too_large(scope, receive, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        problem = Problem(
+            413,
+            "body-too-large",
+            "Request body too large",
+            f"The body must be at most {limit} bytes.",
+        )
+        await problem_response(problem, scope["path"])(scope, receive, send)

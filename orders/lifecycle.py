@@ -1,0 +1,84 @@
+"""Moving an order along its states: every transition is the new status and its event (with the
+order as it now is) in one transaction, under the order's row lock."""
+
+import uuid
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from orders import events
+from orders.messages import FulfilOrder, enqueue
+from orders.models import Invoice, Order, OrderStatus, utcnow
+from orders.states import STATUS_BEFORE, Step
+from orders.view import load_view
+
+
+class NotRetryable(Exception):
+    """Only a failed order can be retried."""
+
+    def __init__(self, status: OrderStatus) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def lock(session: Session, order_id: uuid.UUID) -> Order | None:
+    return session.exec(select(Order).where(Order.id == order_id).with_for_update()).first()
+
+
+def advance(
+    session: Session,
+    order: Order,
+    status: OrderStatus,
+    event: str,
+    data: dict[str, Any],
+    public_base_url: str,
+) -> None:
+    """The order's new status and its event, in the caller's transaction."""
+    order.status = status
+    order.updated_at = utcnow()
+    order.version += 1
+    session.add(order)
+    session.flush()
+    record_event(session, order, event, data, public_base_url)
+
+
+def record_event(
+    session: Session, order: Order, event: str, data: dict[str, Any], public_base_url: str
+) -> None:
+    """An event about the order, with the order as it now is (and its invoice, once rendered)."""
+    invoiced = session.exec(
+        select(Invoice.id).where(Invoice.order_id == order.id, col(Invoice.pdf).is_not(None))
+    ).first()
+    invoice_url = f"{public_base_url}/orders/{order.id}/invoice.pdf" if invoiced else None
+    snapshot = load_view(session, order).snapshot(invoice_url)
+    events.record(session, order.id, event, {"order": snapshot, **data})
+
+
+def fail(session: Session, order: Order, step: Step, reason: str, public_base_url: str) -> None:
+    """The step gave up: the order waits for an operator, who can retry it from that step."""
+    order.failed_step, order.failure_reason = step, reason[:1000]
+    data = {"step": step, "error": reason}
+    advance(session, order, OrderStatus.FAILED, "order.failed", data, public_base_url)
+
+
+def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
+    """Resume a failed order from the step that failed: back to that step's starting status, a
+    fresh delivery count, and the rest of the chain through the outbox. Returns that step; None if
+    there is no such order."""
+    order = lock(session, order_id)
+    if order is None:
+        return None
+    if order.status != OrderStatus.FAILED or order.failed_step is None:
+        raise NotRetryable(order.status)
+    step = Step(order.failed_step)
+    order.status = STATUS_BEFORE[step]
+    order.failed_step, order.failure_reason = None, None
+    order.step, order.step_attempts = None, 0
+    order.version += 1
+    order.updated_at = utcnow()
+    session.add(order)
+    session.flush()
+    events.record(session, order_id, "order.retry_requested", {"step": step})
+    enqueue(session, FulfilOrder(order_id=order_id, from_step=step))
+    session.commit()
+    return step

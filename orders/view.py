@@ -1,0 +1,113 @@
+"""One order as everyone outside the tables sees it: the 202 and the storefront's GET, the snapshot
+in every event (and so in every webhook), the invoice. Value objects, built from the rows once."""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from orders.models import Order, OrderLine, OrderStatus
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: uuid.UUID
+    number: int
+    status: OrderStatus
+    currency: str
+    subtotal: int
+    tax: int
+    total: int
+    tax_rate_bps: int
+    customer: Customer
+    shipping_address: Address
+    lines: tuple[Line, ...]  # in the order the customer listed them
+    created_at: datetime
+    updated_at: datetime
+
+    def snapshot(self, invoice_url: str | None = None) -> dict[str, Any]:
+        """What a webhook receiver learns about the order at the moment of an event."""
+        snapshot: dict[str, Any] = {
+            "id": str(self.id),
+            "number": self.number,
+            "status": self.status,
+            "currency": self.currency,
+            "subtotal": self.subtotal,
+            "tax": self.tax,
+            "total": self.total,
+            "customer": {"email": self.customer.email, "name": self.customer.name},
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "name": line.name,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "line_total": line.line_total,
+                }
+                for line in self.lines
+            ],
+        }
+        if invoice_url:
+            snapshot["invoice_url"] = invoice_url
+        return snapshot
+
+
+def order_view(order: Order, lines: Iterable[OrderLine]) -> OrderView:
+    assert order.number is not None
+    return OrderView(
+        id=order.id,
+        number=order.number,
+        status=order.status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        tax=order.tax,
+        total=order.total,
+        tax_rate_bps=order.tax_rate_bps,
+        customer=Customer(order.customer_email, order.customer_name),
+        shipping_address=Address(
+            order.shipping_name,
+            order.shipping_line1,
+            order.shipping_line2,
+            order.shipping_city,
+            order.shipping_postal_code,
+            order.shipping_country,
+        ),
+        lines=tuple(Line(x.sku, x.name, x.quantity, x.unit_price, x.line_total) for x in lines),
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+def load_view(session: Session, order: Order) -> OrderView:
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
+    ).all()
+    return order_view(order, lines)

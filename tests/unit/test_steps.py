@@ -1,0 +1,150 @@
+"""The steps called in-process, against PostgreSQL, with the sandbox gateway and no broker: what
+each one commits, and that a redelivered step does not repeat its effect."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from fulfillment import inventory, invoices, notify, payments
+from fulfillment.config import WorkerSettings
+from fulfillment.runner import Context, begin
+from orders.db import make_engine, make_sessionmaker
+from orders.payments import SandboxGateway
+from orders.states import Next, Step
+from tests.helpers import (
+    COMPLETED_TIMELINE,
+    count,
+    event_types,
+    invoice_numbers,
+    place,
+    status_of,
+    stock,
+)
+
+
+@pytest.fixture
+def ctx(database_url: str) -> Iterator[Context]:
+    settings = WorkerSettings(
+        database_url=database_url, step_max_deliveries=2, public_base_url="http://shop.test"
+    )
+    engine = make_engine(settings, "test-steps")
+    with httpx.Client() as http:
+        yield Context(make_sessionmaker(engine), SandboxGateway(), settings, http)
+    engine.dispose()
+
+
+def asked(ctx: Context) -> list[tuple[str, str]]:
+    assert isinstance(ctx.gateway, SandboxGateway)
+    return [action for action, _ in ctx.gateway.asked]
+
+
+async def placed(client: httpx.AsyncClient, **cart: Any) -> uuid.UUID:
+    return uuid.UUID((await place(client, **cart))["id"])
+
+
+async def test_the_chain_in_process_takes_an_order_to_completed(client, db, ctx):
+    order_id = await placed(client)
+
+    assert inventory.reserve_inventory(ctx, order_id) is Next.RUN
+    assert payments.capture_payment(ctx, order_id) is Next.RUN
+    assert invoices.render_invoice(ctx, order_id) is Next.RUN
+    assert notify.notify(ctx, order_id) is Next.RUN
+
+    assert status_of(db, str(order_id)) == "completed"
+    assert event_types(db, str(order_id)) == COMPLETED_TIMELINE
+    assert stock(db, "MUG-001") == (500, 2)
+    assert invoice_numbers(db) == [1]
+    assert asked(ctx) == ["capture"]
+    invoiced = db.execute("SELECT data FROM order_event WHERE type = 'order.invoiced'").fetchone()
+    assert invoiced[0]["invoice_number"] == "INV-000001"
+    assert invoiced[0]["order"]["invoice_url"] == f"http://shop.test/orders/{order_id}/invoice.pdf"
+    assert [line["sku"] for line in invoiced[0]["order"]["lines"]] == ["MUG-001", "NB-A5"]
+
+
+async def test_a_redelivered_step_finds_its_work_done_and_repeats_nothing(client, db, ctx):
+    order_id = await placed(client)
+    inventory.reserve_inventory(ctx, order_id)
+    payments.capture_payment(ctx, order_id)
+
+    assert inventory.reserve_inventory(ctx, order_id) is Next.DONE
+    assert payments.capture_payment(ctx, order_id) is Next.DONE
+
+    assert stock(db, "MUG-001") == (500, 2)  # reserved once
+    assert count(db, "stock_reservation") == 2
+    assert asked(ctx) == ["capture"]  # the gateway was asked once
+    assert event_types(db, str(order_id)) == ["order.placed", "order.reserved", "order.paid"]
+
+
+async def test_a_render_redelivered_after_a_crash_keeps_its_invoice_number(client, db, ctx):
+    first, second = await placed(client), await placed(client)
+    for order_id in (first, second):
+        inventory.reserve_inventory(ctx, order_id)
+        payments.capture_payment(ctx, order_id)
+    # The first delivery numbered the invoice, then its worker died before the PDF was stored.
+    assert begin(ctx, first, Step.RENDER_INVOICE) is Next.RUN
+    document = invoices.number_invoice(ctx, first)
+    assert document is not None
+
+    assert invoices.render_invoice(ctx, second) is Next.RUN
+    assert invoices.render_invoice(ctx, first) is Next.RUN  # the redelivery
+
+    numbers = db.execute(
+        'SELECT o.number, i.number FROM invoice i JOIN "order" o ON o.id = i.order_id ORDER BY o.number'
+    ).fetchall()
+    assert [invoice for _, invoice in numbers] == [1, 2]  # the first order kept number 1
+    assert count(db, "invoice WHERE pdf IS NULL") == 0
+    attempts = db.execute('SELECT step_attempts FROM "order" WHERE id = %s', (first,)).fetchone()
+    assert attempts == (2,)  # both deliveries counted
+
+
+async def test_a_step_that_keeps_crashing_its_worker_fails_the_order(client, db, ctx):
+    order_id = await placed(client)
+    # Two deliveries began and never finished (step_max_deliveries is 2); the third gives up.
+    assert begin(ctx, order_id, Step.RESERVE_INVENTORY) is Next.RUN
+    assert begin(ctx, order_id, Step.RESERVE_INVENTORY) is Next.RUN
+    assert begin(ctx, order_id, Step.RESERVE_INVENTORY) is Next.STOP
+
+    failed = db.execute('SELECT status, failed_step, failure_reason FROM "order"').fetchone()
+    assert failed == (
+        "failed",
+        "reserve_inventory",
+        "reserve_inventory crashed its worker 2 times (poison message)",
+    )
+    assert inventory.reserve_inventory(ctx, order_id) is Next.STOP
+    assert stock(db, "MUG-001") == (500, 0)
+
+
+async def test_out_of_stock_cancels_and_the_void_is_asked_once(client, db, ctx):
+    order_id = await placed(client, lines=[{"sku": "POSTER-LTD", "quantity": 11}])
+
+    assert inventory.reserve_inventory(ctx, order_id) is Next.STOP
+    assert status_of(db, str(order_id)) == "cancelled"
+    outbox = db.execute("SELECT kind, payload FROM outbox ORDER BY id").fetchall()
+    assert [kind for kind, _ in outbox] == ["fulfil_order", "void_payment"]
+    assert outbox[1][1]["order_id"] == str(order_id)
+
+    payments.void_payment(ctx, order_id)
+    payments.void_payment(ctx, order_id)  # redelivered
+    assert asked(ctx) == ["void"]
+    assert db.execute("SELECT status FROM payment").fetchone() == ("voided",)
+    assert event_types(db, str(order_id))[-2:] == ["order.cancelled", "payment.voided"]
+    assert stock(db, "POSTER-LTD") == (10, 0)
+
+
+async def test_a_declined_capture_cancels_and_gives_the_stock_back(client, db, ctx):
+    order_id = await placed(client, payment_token="tok_chargeCustomerFail")
+    inventory.reserve_inventory(ctx, order_id)
+    assert stock(db, "MUG-001") == (500, 2)
+
+    assert payments.capture_payment(ctx, order_id) is Next.STOP
+    assert status_of(db, str(order_id)) == "cancelled"
+    assert stock(db, "MUG-001") == (500, 0)
+    assert count(db, "stock_reservation") == 0
+    assert db.execute("SELECT status FROM payment").fetchone() == ("declined",)
+    cancelled = db.execute("SELECT data FROM order_event WHERE type = 'order.cancelled'").fetchone()
+    assert cancelled[0]["reason"] == "capture_declined"
+    assert cancelled[0]["decline_code"] == "card_declined"
+    assert invoices.render_invoice(ctx, order_id) is Next.STOP
