@@ -21,11 +21,11 @@ WORKER_NAME ?= worker
 
 N ?= 12
 
-.PHONY: help install system-deps demo test lint fmt typecheck services migrate migration seed \
-	serve worker relay gateway bench compose-check clean
+.PHONY: help install system-deps compose-tools demo test lint fmt typecheck services migrate \
+	migration seed serve worker relay gateway bench compose-check clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,18 +37,26 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed system-deps  ## create .venv and install from uv.lock
 
-# WeasyPrint needs Pango; HarfBuzz-Subset makes its font subsetting several times faster;
-# docker-compose (the Debian package) validates compose.yaml without an engine.
+# What the demo runs needs from the system: WeasyPrint needs Pango; HarfBuzz-Subset makes its font
+# subsetting several times faster. Nothing else: never a container engine.
 SYSTEM_LIBS := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
 	libharfbuzz-subset.so.0:libharfbuzz-subset0
 system-deps:  ## the system libraries WeasyPrint needs (installed with apt-get when root)
 	@missing=""; for pair in $(SYSTEM_LIBS); do \
 	  ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; done; \
-	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "WeasyPrint needs:$$missing (apt-get install$$missing)"; exit 1; fi; fi
+
+# Debian's docker-compose validates compose.yaml without an engine; without its recommended
+# packages it brings no engine either.
+compose-tools:  ## docker-compose for `make compose-check` (apt-get, no Docker engine)
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing docker-compose (without a Docker engine)"; apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends docker-compose; \
+	  else echo "compose-check needs docker-compose (apt-get install --no-install-recommends docker-compose)"; exit 1; fi; }
 
 demo: install $(if $(filter services,$(STACK)),services)  ## the whole flow: N orders (12), STACK=embedded|services
 	$(BIN)/python -m demo.run --orders $(N) $(if $(STACK),--stack $(STACK))
@@ -84,9 +92,10 @@ relay: migrate  ## the outbox relay: publishes committed outbox rows to RabbitMQ
 gateway: install  ## run the fake card gateway on http://127.0.0.1:8099
 	$(BIN)/python -m fakes.gateway --port 8099
 
-lint: install  ## ruff lint and format check
+lint: install  ## ruff lint and format check; import-linter: which part may import which
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: install  ## format and autofix
 	$(BIN)/ruff format .
@@ -98,10 +107,10 @@ typecheck: install
 bench: install services  ## the 500 ms rule measured: 4 to 6.5 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
 
-compose-check:  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
+compose-check: compose-tools  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
 	SECRET_KEY=check OPS_API_KEY=check docker-compose -f compose.yaml config --quiet && echo "compose.yaml is valid"
 
-test: services lint typecheck  ## everything: services, lint, types, migrations, every test
+test: services compose-tools lint typecheck  ## everything: services, lint, types, migrations, every test
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m orders.db
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/alembic upgrade head
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/alembic check

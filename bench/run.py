@@ -12,7 +12,6 @@ pipeline runs twice, once per worker layout (LAYOUTS), each against its own rend
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -25,7 +24,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench.capacity import capacity, openloop, settle, within_budget
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
+from bench.table import print_table
 from orders.db import libpq_url
 from orders.messages import Queue
 from orders.stats import percentile
@@ -34,89 +35,6 @@ from stack.samples import make_cart
 from stack.services import empty_queues, fresh_database
 
 RESULTS = ROOT / "bench" / "results"
-BUDGET_MS = 500
-
-
-def openloop(url: str, rate: float, seconds: float, roots: dict[str, int]) -> dict[str, Any]:
-    """One fixed-rate run in a process of its own, so its CPU use can be reported; with the CPU
-    time each part of the stack (`roots`) spent per answered request."""
-    args = ["--url", url, "--rate", str(rate), "--seconds", str(seconds)]
-    with cpu_spent(roots) as spent:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.openloop", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["cpu_ms_per_request"] = {
-        name: round(1000 * s / max(1, result["ok"]), 2) for name, s in spent.items()
-    }
-    return result
-
-
-def within_budget(result: dict[str, Any]) -> bool:
-    errors = sum(result["errors"].values())
-    return bool(
-        result["p99_ms"] is not None
-        and result["p99_ms"] <= BUDGET_MS
-        and errors <= 0.01 * result["sent"]
-    )
-
-
-def settle(api: str, timeout_s: float = 20) -> None:
-    """After an overloaded step, wait until the API has worked off its backlog."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"{api}/health", timeout=5)
-            if time.perf_counter() - started < 0.02:
-                return
-        time.sleep(0.5)
-
-
-def capacity(
-    api: str,
-    path: str,
-    rates: tuple[float, float],
-    seconds: float,
-    refine: int,
-    roots: dict[str, int],
-) -> tuple[float | None, list[dict[str, Any]]]:
-    """The highest offered rate whose p99 stays within the budget: double the rate from the first
-    of `rates` until one fails (or passes the second), then halve the gap between the last good
-    and the first bad rate `refine` times."""
-    best: float | None = None
-    worst: float | None = None
-    steps: list[dict[str, Any]] = []
-
-    def probe(rate: float) -> bool:
-        result = openloop(f"{api}{path}", rate, seconds, roots)
-        steps.append(result)
-        if within_budget(result):
-            return True
-        settle(api)
-        return False
-
-    rate, highest = rates
-    while rate <= highest:
-        if not probe(rate):
-            worst = rate
-            break
-        best, rate = rate, rate * 2
-    for _ in range(refine):
-        if worst is None:
-            break  # nothing failed up to the highest rate
-        middle = round(((best or 0) + worst) / 2)
-        if middle in (best, worst):
-            break
-        if probe(middle):
-            best = middle
-        else:
-            worst = middle
-    return best, steps
 
 
 def median_render_s(samples: int) -> float:
@@ -324,82 +242,6 @@ def run(smoke: bool) -> dict[str, Any]:
     finally:
         stack.stop()
     return results
-
-
-def fmt(value: float | None) -> str:
-    return f"{value:8.1f}" if value is not None else "       -"
-
-
-def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float | None:
-    found = [step for step in steps if step["offered_rate"] == rate]
-    return found[-1]["cpu_ms_per_request"].get(part) if found else None
-
-
-def print_table(results: dict[str, Any]) -> None:
-    print(
-        f"\nmake bench  ({'smoke' if results['smoke'] else 'full'}; {results['machine']['cpus']} CPUs)"
-    )
-    print("\ncheckout, open loop (POST /orders, gateway 50 ms); cpu = CPU ms per answered request")
-    print(
-        f"{'offered/s':>10} {'achieved/s':>11} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'errors':>7} {'gen cpu':>8} {'gen ms':>7} {'api ms':>7} {'pg ms':>6}"
-    )
-
-    def row(r: dict[str, Any], label: str = "") -> None:
-        errs = sum(r["errors"].values())
-        cpu = r["cpu_ms_per_request"]
-        print(
-            f"{r['offered_rate']:>10} {r['achieved_rate']:>11} {fmt(r['p50_ms'])} {fmt(r['p90_ms'])} {fmt(r['p99_ms'])} {fmt(r['max_ms'])} {errs:>7} {r['generator_cpu_pct']:>7}% {r['generator_cpu_ms_per_request']:>7} {cpu['api']:>7} {cpu.get('postgres', '-'):>6}{label}"
-        )
-
-    for r in results["checkout_open_loop"]:
-        row(r)
-    row(results["checkout_gateway_0ms"], "  <- gateway answering at once")
-    c = results["capacity"]
-    orders_cap, insert_cap = (
-        c["orders_rps_at_p99_within_budget"],
-        c["insert_floor_rps_at_p99_within_budget"],
-    )
-    print(
-        f"\ncapacity at p99 <= {BUDGET_MS} ms: POST /orders {orders_cap}/s,"
-        f" insert-one-row floor {insert_cap}/s, ratio {c['ratio']}"
-    )
-    print(
-        f"  API CPU per request there: POST /orders {cpu_at(c['orders_steps'], orders_cap, 'api')} ms,"
-        f" insert-one-row {cpu_at(c['insert_steps'], insert_cap, 'api')} ms"
-    )
-    n = results["naive_render_in_request"]
-    print(
-        f"naive (invoice rendered in the request) at {n['offered_rate']}/s:"
-        f" p50 {fmt(n['p50_ms']).strip()} ms, p99 {fmt(n['p99_ms']).strip()} ms"
-    )
-    p = results["pipeline"]
-    layouts = p["layouts"]
-    print(
-        f"\npipeline: {layouts[0]['orders']} orders per layout; median render {p['median_render_ms']} ms;"
-        " render limit = processes taking the invoices queue / median render"
-    )
-    print(
-        f"  {'layout':9} {'workers: name(queues x processes)':46} {'done/s':>7} {'limit/s':>8} {'share':>6} {'202->completed p50, p99 ms':>27}"
-    )
-    for f in layouts:
-        workers = " ".join(f"{name}({queues} x{n})" for name, queues, n in f["workers"])
-        print(
-            f"  {f['layout']:9} {workers:46} {f['completed_per_s']:>7} {f['render_limit_per_s']:>8} {f['share_of_render_limit']:>6.0%} {f['p50_202_to_completed_ms']:>18}, {f['p99_202_to_completed_ms']}"
-        )
-    cpus = results["machine"]["cpus"]
-    for f in layouts:
-        spent = f["cpu_ms_per_order"]
-        total = sum(spent.values())
-        parts = ", ".join(f"{k} {v}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
-        print(
-            f"  {f['layout']:9} CPU ms per order: {parts}; total {total:.0f}"
-            f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
-        )
-    print()
-    for name, m in results["memory"].items():
-        print(
-            f"memory {name:7}: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB"
-        )
 
 
 def main() -> None:

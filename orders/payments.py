@@ -95,7 +95,6 @@ class SandboxGateway:
         self._seen: dict[str, Authorization] = {}
         self.asked: list[tuple[str, str]] = []  # (action, authorization id), as a ledger would
 
-
     async def authorize(
         self, *, token: str, amount: int, currency: str, idempotency_key: str
     ) -> Authorization:

@@ -57,7 +57,7 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
 
 def test_compose_yaml_is_valid_and_production_shaped():
     if shutil.which("docker-compose") is None:
-        pytest.fail("docker-compose is missing: `make system-deps` installs it")
+        pytest.fail("docker-compose is missing: `make compose-tools` installs it")
     subprocess.run(
         ["docker-compose", "-f", "compose.yaml", "config", "--quiet"],
         cwd=ROOT,
@@ -104,3 +104,15 @@ def test_make_worker_takes_every_queue_of_the_contract():
     makefile = Path(ROOT, "Makefile").read_text().splitlines()
     default = next(line for line in makefile if line.startswith("WORKER_QUEUES ?="))
     assert default.split("?=")[1].strip().split(",") == list(QUEUES)
+
+
+def test_make_demo_installs_no_container_tools_and_compose_tools_no_engine():
+    def dry_run(target: str) -> str:
+        return subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    assert "docker" not in dry_run("demo")
+    tools = dry_run("compose-tools")
+    assert "apt-get install -y -qq --no-install-recommends docker-compose" in tools
+    assert "docker.io" not in tools

@@ -5,6 +5,7 @@ import gc
 import logging
 
 import pytest
+
 from orders.api.background import TaskRegistry
 
 

@@ -36,7 +36,7 @@ def ctx(database_url: str) -> Iterator[Context]:
     engine.dispose()
 
 
-def asked(ctx: Context) -> list[tuple[str, str]]:
+def asked(ctx: Context) -> list[str]:
     assert isinstance(ctx.gateway, SandboxGateway)
     return [action for action, _ in ctx.gateway.asked]
 

@@ -1,0 +1,81 @@
+"""The table `make bench` prints, from the results it also writes as JSON."""
+
+from typing import Any
+
+BUDGET_MS = 500
+
+
+def fmt(value: float | None) -> str:
+    return f"{value:8.1f}" if value is not None else "       -"
+
+
+def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float | None:
+    found = [step for step in steps if step["offered_rate"] == rate]
+    return found[-1]["cpu_ms_per_request"].get(part) if found else None
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(
+        f"\nmake bench  ({'smoke' if results['smoke'] else 'full'}; {results['machine']['cpus']} CPUs)"
+    )
+    print("\ncheckout, open loop (POST /orders, gateway 50 ms); cpu = CPU ms per answered request")
+    print(
+        f"{'offered/s':>10} {'achieved/s':>11} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'errors':>7} {'gen cpu':>8} {'gen ms':>7} {'api ms':>7} {'pg ms':>6}"
+    )
+
+    def row(r: dict[str, Any], label: str = "") -> None:
+        errs = sum(r["errors"].values())
+        cpu = r["cpu_ms_per_request"]
+        print(
+            f"{r['offered_rate']:>10} {r['achieved_rate']:>11} {fmt(r['p50_ms'])} {fmt(r['p90_ms'])} {fmt(r['p99_ms'])} {fmt(r['max_ms'])} {errs:>7} {r['generator_cpu_pct']:>7}% {r['generator_cpu_ms_per_request']:>7} {cpu['api']:>7} {cpu.get('postgres', '-'):>6}{label}"
+        )
+
+    for r in results["checkout_open_loop"]:
+        row(r)
+    row(results["checkout_gateway_0ms"], "  <- gateway answering at once")
+    c = results["capacity"]
+    orders_cap, insert_cap = (
+        c["orders_rps_at_p99_within_budget"],
+        c["insert_floor_rps_at_p99_within_budget"],
+    )
+    print(
+        f"\ncapacity at p99 <= {BUDGET_MS} ms: POST /orders {orders_cap}/s,"
+        f" insert-one-row floor {insert_cap}/s, ratio {c['ratio']}"
+    )
+    print(
+        f"  API CPU per request there: POST /orders {cpu_at(c['orders_steps'], orders_cap, 'api')} ms,"
+        f" insert-one-row {cpu_at(c['insert_steps'], insert_cap, 'api')} ms"
+    )
+    n = results["naive_render_in_request"]
+    print(
+        f"naive (invoice rendered in the request) at {n['offered_rate']}/s:"
+        f" p50 {fmt(n['p50_ms']).strip()} ms, p99 {fmt(n['p99_ms']).strip()} ms"
+    )
+    p = results["pipeline"]
+    layouts = p["layouts"]
+    print(
+        f"\npipeline: {layouts[0]['orders']} orders per layout; median render {p['median_render_ms']} ms;"
+        " render limit = processes taking the invoices queue / median render"
+    )
+    print(
+        f"  {'layout':9} {'workers: name(queues x processes)':46} {'done/s':>7} {'limit/s':>8} {'share':>6} {'202->completed p50, p99 ms':>27}"
+    )
+    for f in layouts:
+        workers = " ".join(f"{name}({queues} x{n})" for name, queues, n in f["workers"])
+        print(
+            f"  {f['layout']:9} {workers:46} {f['completed_per_s']:>7} {f['render_limit_per_s']:>8} {f['share_of_render_limit']:>6.0%} {f['p50_202_to_completed_ms']:>18}, {f['p99_202_to_completed_ms']}"
+        )
+    cpus = results["machine"]["cpus"]
+    for f in layouts:
+        spent = f["cpu_ms_per_order"]
+        total = sum(spent.values())
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
+        print(
+            f"  {f['layout']:9} CPU ms per order: {parts}; total {total:.0f}"
+            f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
+        )
+    print()
+    for name, m in results["memory"].items():
+        print(
+            f"memory {name:7}: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB"
+        )
