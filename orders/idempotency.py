@@ -78,7 +78,7 @@ def claim(
             .on_conflict_do_nothing()
             .returning(table(IdempotencyKey).c.order_id)
         )
-        order_id = (session.exec(stmt)).scalar_one_or_none()
+        order_id = session.exec(stmt).scalar_one_or_none()
         if order_id is not None:
             session.commit()
             return Claimed(order_id)

@@ -62,9 +62,9 @@ def fail(session: Session, order: Order, step: Step, reason: str, public_base_ur
 
 
 def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
-    """Resume a failed order from the step that failed: back to that step's starting status, a
-    fresh delivery count, and the rest of the chain through the outbox. Returns that step; None if
-    there is no such order."""
+    """Resume a failed order from the step that failed, in the caller's transaction: back to that
+    step's starting status, a fresh delivery count, and the rest of the chain through the outbox.
+    Returns that step; None if there is no such order."""
     order = lock(session, order_id)
     if order is None:
         return None
@@ -80,5 +80,4 @@ def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
     session.flush()
     events.record(session, order_id, "order.retry_requested", {"step": step})
     enqueue(session, FulfilOrder(order_id=order_id, from_step=step))
-    session.commit()
     return step

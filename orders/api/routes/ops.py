@@ -52,6 +52,7 @@ async def retry_order(order_id: uuid.UUID, session: SessionDep, audit: AuditDep)
         ) from refused
     if step is None:
         raise not_found("order with this id")
+    await session.commit()
     audit("order.retry_requested", order_id=order_id, detail={"step": step})
     return {"id": str(order_id), "status": STATUS_BEFORE[step], "resumed_from": step}
 
