@@ -21,15 +21,20 @@ from stack.samples import make_cart
 
 
 async def follow(
-    client: httpx.AsyncClient, order: dict[str, Any], started: float, every_s: float = 0.01
+    client: httpx.AsyncClient,
+    order: dict[str, Any],
+    started: float,
+    every_s: float = 0.01,
+    timeout_s: float = 600,
 ) -> float:
     auth = {"Authorization": f"Bearer {order['access_token']}"}
-    while True:
+    while time.perf_counter() - started < timeout_s:
         status = (await client.get(order["status_url"], headers=auth)).json()["status"]
         if status in ("completed", "cancelled", "failed"):
             assert status == "completed", status
             return time.perf_counter() - started
         await asyncio.sleep(every_s)
+    raise TimeoutError(f"order {order['id']} not settled after {timeout_s} s")
 
 
 async def first_step_ms(client: httpx.AsyncClient, order: dict[str, Any]) -> float:

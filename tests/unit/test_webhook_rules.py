@@ -91,12 +91,14 @@ def test_retries_span_at_least_three_days_then_stop():
     rng = random.Random(1)
     deadline = NOW + timedelta(hours=72)
     now, attempt = NOW, 1
-    while True:
+    for _ in range(1_000):  # far more attempts than 3 days of backoff allow
         delay = backoff(attempt, 5, 6 * 3600, rng)
         when = next_attempt(attempt, now, deadline, 5, 6 * 3600, retry_after=delay)
         if when is None:
             break
         now, attempt = when, attempt + 1
+    else:
+        raise AssertionError("retries never stopped")
     assert now > NOW + timedelta(hours=60)
     assert attempt > 10
 
