@@ -165,7 +165,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("order-received emails caught", str(summary["emails_caught"]))
     table.add_row("invoice PDFs", f"{summary['invoices_saved']} in {summary['invoice_folder']}")
     table.add_row("wall time", f"{summary['wall_time_s']} s")
-    console.line()  # a live table left in a pipe ends without a newline
     console.print(table)
 
 

@@ -114,6 +114,7 @@ def follow(api: str, orders: list[dict[str, Any]], timeout_s: float) -> dict[str
             if all(s in ("completed", "cancelled", "failed") for s in statuses.values()):
                 break
             time.sleep(0.25)
+    console.line()  # a live table left in a pipe ends without a newline
     return statuses
 
 

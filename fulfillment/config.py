@@ -29,6 +29,10 @@ class WorkerSettings(Settings):
     relay_batch_size: int = 100
     relay_poll_interval_s: float = 1.0
     relay_max_backoff_s: float = 10.0
+    # An order on its way with no progress and no message in flight for this long has stalled:
+    # the relay enqueues its step again (and notes `order.stalled` on its timeline).
+    stall_after_s: float = 300.0
+    stall_check_interval_s: float = 10.0
 
     # Outbound webhooks.
     webhook_connect_timeout_s: float = 3.0

@@ -4,6 +4,9 @@ Rows are claimed with FOR UPDATE SKIP LOCKED, so two relays never publish the sa
 message waits for the broker's publisher confirm. A crash between publishing and marking means the
 row is published again later, never lost; the steps make that second message harmless. The relay
 wakes on PostgreSQL NOTIFY (a trigger on outbox) and polls as a fallback.
+
+Periodically it also sends webhook retries that have come due, enqueues again the step of any
+order that stopped moving (`STALL_AFTER_S`), and purges old webhook attempts.
 """
 
 import logging
@@ -14,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from celery import chain
+from amqp.exceptions import MessageNacked
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import or_, update
 from sqlalchemy.engine import make_url
@@ -25,16 +28,13 @@ from fulfillment.celery_app import app
 from fulfillment.config import WorkerSettings, settings
 from fulfillment.deliveries import purge_attempts
 from fulfillment.observability import correlation_headers
-from orders import context
+from orders import context, lifecycle
 from orders.context import configure_logging
 from orders.db import make_engine, make_sessionmaker
 from orders.messages import (
     DELIVER_WEBHOOK,
     DeliverWebhooks,
-    FulfilOrder,
-    SyncWarehouse,
     UnknownMessage,
-    VoidPayment,
     parse,
 )
 from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
@@ -56,18 +56,11 @@ def publish(session: Session, row: Outbox) -> None:
     context.request_id.set(message.request_id)
     context.order_id.set(order_id)
     headers = correlation_headers()
-    match message:
-        case DeliverWebhooks():
-            publish_deliveries(session, WebhookDelivery.event_id == message.event_id, headers)
-        case FulfilOrder():
-            signatures = [
-                app.signature(task.name, args=(order_id,), immutable=True, headers=headers)
-                for task in message.tasks()
-            ]
-            chain(*signatures).apply_async()
-            log.info("published the chain from %s", message.from_step)
-        case VoidPayment() | SyncWarehouse():
-            app.send_task(message.task.name, args=(order_id,), headers=headers)
+    if isinstance(message, DeliverWebhooks):
+        publish_deliveries(session, WebhookDelivery.event_id == message.event_id, headers)
+        return
+    app.send_task(message.task.name, args=(order_id,), headers=headers)
+    log.info("published %s", message.task.name)
 
 
 def publish_deliveries(
@@ -109,8 +102,12 @@ def sweep_due_deliveries(sessions: sessionmaker[Session]) -> int:
         return sent
 
 
-def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
-    """Publish up to `size` unpublished rows; returns how many were published."""
+def relay_batch(sessions: sessionmaker[Session], size: int, refused: set[int]) -> int:
+    """Publish up to `size` unpublished rows and mark them; returns how many rows were claimed.
+
+    A row the broker refuses (a nack: say, a queue at its length limit with `reject-publish`)
+    stays unpublished and is offered again with the next batch; the rows after it go on. Its id
+    is kept in `refused`, so the refusal is logged once."""
     with sessions() as session:
         rows = session.exec(
             select(Outbox)
@@ -122,8 +119,21 @@ def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
         published: list[int] = []
         try:
             for row in rows:
-                publish(session, row)
                 assert row.id is not None
+                try:
+                    publish(session, row)
+                except BrokerError as error:
+                    if not isinstance(error.__cause__, MessageNacked):
+                        raise  # the broker is unreachable: every row waits
+                    if row.id not in refused:
+                        refused.add(row.id)
+                        log.warning(
+                            "the broker refused outbox row %s (%s); it waits", row.id, row.kind
+                        )
+                    continue
+                if row.id in refused:
+                    refused.discard(row.id)
+                    log.warning("outbox row %s published after the broker refused it", row.id)
                 published.append(row.id)
         finally:
             context.request_id.set(None)
@@ -134,7 +144,18 @@ def relay_batch(sessions: sessionmaker[Session], size: int) -> int:
                     update(outbox).where(outbox.c.id.in_(published)).values(published_at=utcnow())
                 )
                 session.commit()
-        return len(published)
+        return len(rows)
+
+
+def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta) -> int:
+    """Orders that stopped moving get the step they wait for enqueued again."""
+    with sessions() as session:
+        orders = lifecycle.stalled(session, idle_for, limit=100)
+        for order in orders:
+            step = lifecycle.requeue(session, order)
+            log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, step)
+        session.commit()
+        return len(orders)
 
 
 class Relay:
@@ -144,7 +165,9 @@ class Relay:
         self.stopping = False
         self.outage_since: float | None = None
         self.listener: psycopg.Connection[Any] | None = None
+        self.refused: set[int] = set()
         self.next_sweep = self.next_purge = 0.0
+        self.next_stall_check = time.monotonic() + config.stall_check_interval_s
 
     def _listen(self) -> None:
         url = make_url(self.config.database_url)
@@ -167,10 +190,8 @@ class Relay:
         log.info("relay started; broker %s", app.conf.broker_url.split("@")[-1])
         while not (self.stopping or until()):
             try:
-                while (
-                    relay_batch(self.sessions, self.config.relay_batch_size)
-                    == self.config.relay_batch_size
-                ):
+                size = self.config.relay_batch_size
+                while relay_batch(self.sessions, size, self.refused) == size:
                     pass
                 self._periodic()
             except (BrokerError, ConnectionError, OSError) as exc:
@@ -192,6 +213,9 @@ class Relay:
         if now >= self.next_sweep:
             sweep_due_deliveries(self.sessions)
             self.next_sweep = now + self.config.webhook_sweep_interval_s
+        if now >= self.next_stall_check:
+            requeue_stalled(self.sessions, timedelta(seconds=self.config.stall_after_s))
+            self.next_stall_check = now + self.config.stall_check_interval_s
         if now >= self.next_purge:
             with self.sessions() as session:
                 retention = timedelta(days=self.config.webhook_attempt_retention_days)

@@ -1,7 +1,8 @@
 """Running a step: the bookkeeping every step shares, so that each step is a short function.
 
 A step is `begin`, then its outside work (a gateway call, a render), then `finish`: its effect, the
-order's new status and its event in one transaction, under the order's row lock. Calls to the
+order's new status, its event and the next step's outbox message in one transaction, under the
+order's row lock. No step publishes anything itself: the relay does, after the commit. Calls to the
 gateway or the warehouse happen outside any transaction, under idempotency keys derived from the
 order, so a redelivered step repeats the call without repeating its effect.
 
@@ -24,9 +25,10 @@ from sqlmodel import Session
 
 from fulfillment.config import WorkerSettings
 from orders import lifecycle
+from orders.messages import RunStep, enqueue
 from orders.models import Order, OrderStatus, table
 from orders.payments import Settler
-from orders.states import EVENT_AFTER, STATUS_AFTER, Next, Step, next_for
+from orders.states import EVENT_AFTER, STATUS_AFTER, Next, Step, next_for, next_step
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
 
 def finish(ctx: Context, order_id: uuid.UUID, step: Step, effect: Effect) -> Next:
     """The step's commit: its effect (which returns the event's extra data), the order's new
-    status and its event, in one transaction. A redelivery that finds the step done does nothing."""
+    status, its event and the next step's message, in one transaction. A redelivery that finds
+    the step done does nothing: its successor was enqueued when it was done."""
     with ctx.sessions() as session:
         order = lifecycle.lock(session, order_id)
         if order is None:
@@ -81,6 +84,8 @@ def finish(ctx: Context, order_id: uuid.UUID, step: Step, effect: Effect) -> Nex
             return decision
         data = effect(session, order) or {}
         ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data)
+        if (following := next_step(step)) is not None:
+            enqueue(session, RunStep(order_id=order_id, step=following))
         session.commit()
     return Next.RUN
 

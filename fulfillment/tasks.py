@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 from celery import Task
-from celery.exceptions import Ignore
 from sqlalchemy.exc import OperationalError
 
 from fulfillment import deliveries, inventory, invoices, notify, payments, warehouse
@@ -50,10 +49,8 @@ class StepTask(Task):  # type: ignore[misc]
 
 
 def _run(step: Callable[[Context, uuid.UUID], Next], order_id: str) -> str:
-    outcome = step(context(), uuid.UUID(order_id))
-    if outcome is Next.STOP:
-        raise Ignore()  # cancelled or failed: the rest of the chain must not run
-    return outcome.value
+    """'run' (done now; the next step is enqueued), 'done' (a redelivery) or 'stop'."""
+    return step(context(), uuid.UUID(order_id)).value
 
 
 @app.task(base=StepTask, name=messages.RESERVE_INVENTORY.name, step=Step.RESERVE_INVENTORY)

@@ -14,7 +14,7 @@ from orders import events, idempotency
 from orders.access import access_token_for, hash_access_token
 from orders.db import run
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
-from orders.messages import FulfilOrder, enqueue
+from orders.messages import RunStep, enqueue
 from orders.models import (
     Order,
     OrderLine,
@@ -237,5 +237,5 @@ def write_order(
         updated_at=now,
     )
     events.record(session, order_id, "order.placed", {"order": order.snapshot()})
-    enqueue(session, FulfilOrder(order_id=order_id))
+    enqueue(session, RunStep(order_id=order_id))
     return order

@@ -2,15 +2,20 @@
 order as it now is) in one transaction, under the order's row lock."""
 
 import uuid
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 
 from orders import events
-from orders.messages import FulfilOrder, enqueue
-from orders.models import Invoice, Order, OrderStatus, utcnow
-from orders.states import STATUS_BEFORE, Step
+from orders.messages import RunStep, enqueue
+from orders.models import Invoice, Order, OrderEvent, OrderStatus, Outbox, utcnow
+from orders.states import STATUS_BEFORE, WAITING_FOR, Step
 from orders.view import load_view
+
+STALLED = "order.stalled"
 
 
 class NotRetryable(Exception):
@@ -79,5 +84,43 @@ def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
     session.add(order)
     session.flush()
     events.record(session, order_id, "order.retry_requested", {"step": step})
-    enqueue(session, FulfilOrder(order_id=order_id, from_step=step))
+    enqueue(session, RunStep(order_id=order_id, step=step))
     return step
+
+
+def stalled(session: Session, idle_for: timedelta, limit: int) -> Sequence[Order]:
+    """Orders on their way that nothing moves: no progress for `idle_for`, and no message for them
+    waiting to be published or published within that time (their step's message was lost, or a
+    step's commit was). Locked; rows another relay holds are skipped."""
+    cutoff = utcnow() - idle_for
+    in_flight = exists().where(
+        col(Outbox.order_id) == col(Order.id),
+        or_(col(Outbox.published_at).is_(None), col(Outbox.published_at) > cutoff),
+    )
+    return session.exec(
+        select(Order)
+        .where(col(Order.status).in_(list(WAITING_FOR)), col(Order.updated_at) < cutoff, ~in_flight)
+        .order_by(col(Order.updated_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def requeue(session: Session, order: Order) -> Step:
+    """Enqueue the step a stalled order waits for again, noted on its timeline (`order.stalled`),
+    in the caller's transaction. A step that did run finds its work done."""
+    step = WAITING_FOR[order.status]
+    idle_s = round((utcnow() - order.updated_at).total_seconds())
+    events.record(session, order.id, STALLED, {"step": step, "idle_s": idle_s})
+    enqueue(session, RunStep(order_id=order.id, step=step))
+    return step
+
+
+def stalled_count(session: Session, since: timedelta) -> int:
+    """How many times orders were found stalled (and requeued) in the last `since`."""
+    found = session.exec(
+        select(func.count()).where(
+            OrderEvent.type == STALLED, col(OrderEvent.occurred_at) >= utcnow() - since
+        )
+    ).one()
+    return int(found)

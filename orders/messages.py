@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import insert
 from sqlmodel import Session
 
 from orders import context
 from orders.models import Outbox, table, utcnow
-from orders.states import Step, steps_from
+from orders.states import Step
 
 
 class Queue(StrEnum):
@@ -50,8 +50,8 @@ TASKS = (*STEP_TASKS.values(), VOID_PAYMENT, SYNC_WAREHOUSE, DELIVER_WEBHOOK)
 
 
 class Message(BaseModel):
-    """An outbox row's payload: about one order. The request id rides along, for the workers'
-    logs."""
+    """An outbox row's payload: about one order, published as one task. The request id rides
+    along, for the workers' logs."""
 
     model_config = ConfigDict(frozen=True)
     kind: ClassVar[str]
@@ -59,43 +59,61 @@ class Message(BaseModel):
     order_id: uuid.UUID
     request_id: str | None = Field(default_factory=lambda: context.request_id.get())
 
+    @property
+    def task(self) -> Task:
+        raise NotImplementedError
 
-class FulfilOrder(Message):
-    """The chain from `from_step` on: one task per step, each published when the one before
-    succeeds."""
 
-    kind = "fulfil_order"
-    from_step: Step = Step.RESERVE_INVENTORY
+class RunStep(Message):
+    """Run one step of the chain. A step's commit enqueues the next step, in the same
+    transaction: the chain moves through the outbox, so no committed step is left without its
+    successor, whatever the broker does."""
 
-    def tasks(self) -> tuple[Task, ...]:
-        return tuple(STEP_TASKS[step] for step in steps_from(self.from_step))
+    kind = "run_step"
+    # `from_step`: rows written before steps continued through the outbox ran the chain from it.
+    step: Step = Field(
+        default=Step.RESERVE_INVENTORY, validation_alias=AliasChoices("step", "from_step")
+    )
+
+    @property
+    def task(self) -> Task:
+        return STEP_TASKS[self.step]
 
 
 class VoidPayment(Message):
     """Release a cancelled order's card authorization."""
 
     kind = "void_payment"
-    task: ClassVar[Task] = VOID_PAYMENT
+
+    @property
+    def task(self) -> Task:
+        return VOID_PAYMENT
 
 
 class SyncWarehouse(Message):
     """Tell the warehouse what the order reserved."""
 
     kind = "sync_warehouse"
-    task: ClassVar[Task] = SYNC_WAREHOUSE
+
+    @property
+    def task(self) -> Task:
+        return SYNC_WAREHOUSE
 
 
 class DeliverWebhooks(Message):
     """Send the event's pending webhook deliveries: one task per delivery."""
 
     kind = "deliver_webhooks"
-    task: ClassVar[Task] = DELIVER_WEBHOOK
     event_id: int
 
+    @property
+    def task(self) -> Task:
+        return DELIVER_WEBHOOK
 
-KINDS: dict[str, type[Message]] = {
-    message.kind: message for message in (FulfilOrder, VoidPayment, SyncWarehouse, DeliverWebhooks)
-}
+
+MESSAGES: tuple[type[Message], ...] = (RunStep, VoidPayment, SyncWarehouse, DeliverWebhooks)
+KINDS: dict[str, type[Message]] = {message.kind: message for message in MESSAGES}
+KINDS["fulfil_order"] = RunStep
 
 
 class UnknownMessage(ValueError):
@@ -107,7 +125,10 @@ def enqueue(session: Session, message: Message) -> None:
     it, and the relay publishes it after."""
     session.exec(
         insert(table(Outbox)).values(
-            kind=message.kind, payload=message.model_dump(mode="json"), created_at=utcnow()
+            kind=message.kind,
+            order_id=message.order_id,
+            payload=message.model_dump(mode="json"),
+            created_at=utcnow(),
         )
     )
 

@@ -56,5 +56,11 @@ def next_for(status: OrderStatus, step: Step) -> Next:
     return Next.STOP
 
 
-def steps_from(step: Step) -> tuple[Step, ...]:
-    return STEPS[STEPS.index(step) :]
+def next_step(step: Step) -> Step | None:
+    """The step that follows `step` in the chain; None after the last."""
+    following = STEPS.index(step) + 1
+    return STEPS[following] if following < len(STEPS) else None
+
+
+# The step an order waits for in each status on the way to `completed`.
+WAITING_FOR = {status: step for step, status in STATUS_BEFORE.items()}

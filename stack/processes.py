@@ -59,6 +59,7 @@ class Process:
         self.ready_text, self.ready_url = ready_text, ready_url
         self.popen: subprocess.Popen[bytes] | None = None
         self.offset = 0
+        self.terminated = False
 
     @property
     def pid(self) -> int:
@@ -66,6 +67,7 @@ class Process:
         return self.popen.pid
 
     def spawn(self) -> "Process":
+        self.terminated = False
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
@@ -103,11 +105,16 @@ class Process:
             self.popen.wait(timeout=30)
 
     def terminate(self) -> None:
-        if self.running():
-            os.killpg(self.pid, signal.SIGTERM)
+        """SIGTERM to the process itself, which stops its own children (a Celery worker waits
+        for its pool; signalling the pool too can leave the worker waiting for children that
+        are gone)."""
+        if self.running() and not self.terminated:
+            os.kill(self.pid, signal.SIGTERM)
+            self.terminated = True
 
     def stop(self, timeout_s: float = 15) -> bool:
-        """SIGTERM, then SIGKILL after `timeout_s`; False if it had to be killed."""
+        """SIGTERM, then SIGKILL to the whole group after `timeout_s`; False if it had to be
+        killed."""
         self.terminate()
         if self.popen is None:
             return True

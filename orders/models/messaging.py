@@ -1,5 +1,6 @@
 """The transactional outbox: the seam between the two sides (see orders.messages)."""
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ class Outbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     kind: str = Field(max_length=64)
+    order_id: uuid.UUID | None = Field(default=None, index=True, description="What it is about.")
     payload: dict[str, Any] = Field(sa_type=JSONType)
     created_at: datetime = timestamp()
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -41,9 +41,9 @@ async def test_checkout_answers_202_and_writes_the_order_in_one_go(client, db):
     events = db.execute("SELECT seq, type FROM order_event").fetchall()
     assert events == [(1, "order.placed")]
     outbox = db.execute("SELECT kind, payload FROM outbox").fetchall()
-    assert [kind for kind, _ in outbox] == ["fulfil_order"]
+    assert [kind for kind, _ in outbox] == ["run_step"]
     assert outbox[0][1]["order_id"] == body["id"]
-    assert outbox[0][1]["from_step"] == "reserve_inventory"
+    assert outbox[0][1]["step"] == "reserve_inventory"
     assert outbox[0][1]["request_id"] == response.headers["x-request-id"]
     assert db.execute("SELECT status FROM idempotency_key").fetchall() == [("completed",)]
 

@@ -5,7 +5,16 @@ import itertools
 import pytest
 
 from orders.models import OrderStatus
-from orders.states import STATUS_AFTER, STATUS_BEFORE, STEPS, Next, Step, next_for, steps_from
+from orders.states import (
+    STATUS_AFTER,
+    STATUS_BEFORE,
+    STEPS,
+    WAITING_FOR,
+    Next,
+    Step,
+    next_for,
+    next_step,
+)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -25,13 +34,22 @@ def test_a_redelivered_early_step_is_done_and_a_too_early_step_stops():
     assert next_for(OrderStatus.PENDING, Step.RENDER_INVOICE) is Next.STOP
 
 
-def test_the_chain_resumes_from_a_step():
-    assert steps_from(Step.CAPTURE_PAYMENT) == (
+def test_each_step_is_followed_by_the_next_and_the_last_by_none():
+    assert [next_step(step) for step in STEPS] == [
         Step.CAPTURE_PAYMENT,
         Step.RENDER_INVOICE,
         Step.NOTIFY,
-    )
-    assert steps_from(Step.RESERVE_INVENTORY) == STEPS
+        None,
+    ]
+
+
+def test_an_order_on_its_way_waits_for_one_step_and_a_settled_one_for_none():
+    assert WAITING_FOR == {
+        OrderStatus.PENDING: Step.RESERVE_INVENTORY,
+        OrderStatus.RESERVED: Step.CAPTURE_PAYMENT,
+        OrderStatus.PAID: Step.RENDER_INVOICE,
+        OrderStatus.INVOICED: Step.NOTIFY,
+    }
 
 
 def test_each_step_leaves_the_status_the_next_one_needs():

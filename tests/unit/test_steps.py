@@ -41,6 +41,11 @@ def asked(ctx: Context) -> list[str]:
     return [action for action, _ in ctx.gateway.asked]
 
 
+def steps_enqueued(db) -> list[str]:
+    rows = db.execute("SELECT payload FROM outbox WHERE kind = 'run_step' ORDER BY id").fetchall()
+    return [payload["step"] for (payload,) in rows]
+
+
 async def placed(client: httpx.AsyncClient, **cart: Any) -> uuid.UUID:
     return uuid.UUID((await place(client, **cart))["id"])
 
@@ -62,6 +67,13 @@ async def test_the_chain_in_process_takes_an_order_to_completed(client, db, ctx)
     assert invoiced[0]["invoice_number"] == "INV-000001"
     assert invoiced[0]["order"]["invoice_url"] == f"http://shop.test/orders/{order_id}/invoice.pdf"
     assert [line["sku"] for line in invoiced[0]["order"]["lines"]] == ["MUG-001", "NB-A5"]
+    # Each step's commit enqueued the next one; the last enqueued nothing.
+    assert steps_enqueued(db) == [
+        "reserve_inventory",
+        "capture_payment",
+        "render_invoice",
+        "notify",
+    ]
 
 
 async def test_a_redelivered_step_finds_its_work_done_and_repeats_nothing(client, db, ctx):
@@ -76,6 +88,7 @@ async def test_a_redelivered_step_finds_its_work_done_and_repeats_nothing(client
     assert count(db, "stock_reservation") == 2
     assert asked(ctx) == ["capture"]  # the gateway was asked once
     assert event_types(db, str(order_id)) == ["order.placed", "order.reserved", "order.paid"]
+    assert steps_enqueued(db) == ["reserve_inventory", "capture_payment", "render_invoice"]
 
 
 async def test_a_render_redelivered_after_a_crash_keeps_its_invoice_number(client, db, ctx):
@@ -123,7 +136,7 @@ async def test_out_of_stock_cancels_and_the_void_is_asked_once(client, db, ctx):
     assert inventory.reserve_inventory(ctx, order_id) is Next.STOP
     assert status_of(db, str(order_id)) == "cancelled"
     outbox = db.execute("SELECT kind, payload FROM outbox ORDER BY id").fetchall()
-    assert [kind for kind, _ in outbox] == ["fulfil_order", "void_payment"]
+    assert [kind for kind, _ in outbox] == ["run_step", "void_payment"]
     assert outbox[1][1]["order_id"] == str(order_id)
 
     payments.void_payment(ctx, order_id)

@@ -1,6 +1,8 @@
 """`GET /metrics` for Prometheus: the API's own counters, plus gauges read from PostgreSQL at
-scrape time (orders by status, outbox lag, webhook deliveries), which every API process can
-answer alike. Workers export their task metrics themselves (fulfillment.observability)."""
+scrape time (orders by status, outbox lag, webhook deliveries, stalled orders), which every API
+process can answer alike. Workers export their task metrics themselves (fulfillment.observability)."""
+
+from datetime import timedelta
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
@@ -8,11 +10,16 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from orders.api.dependencies import SessionDep
+from orders.db import run
+from orders.lifecycle import stalled_count
 from orders.models import Order, Outbox, WebhookDelivery, utcnow
 
 ORDERS = Gauge("orders_by_status", "Orders per status", ["status"])
 OUTBOX_LAG = Gauge("orders_outbox_lag_seconds", "Age of the oldest unpublished outbox row")
 DELIVERIES = Gauge("orders_webhook_deliveries", "Webhook deliveries per status", ["status"])
+STALLED = Gauge(
+    "orders_stalled_last_24h", "Orders found stalled (their step enqueued again) in the last day"
+)
 
 router = APIRouter()
 
@@ -33,4 +40,5 @@ async def metrics(session: SessionDep) -> Response:
         select(WebhookDelivery.status, func.count()).group_by(col(WebhookDelivery.status))
     ):
         DELIVERIES.labels(status).set(n)
+    STALLED.set(await run(session, stalled_count, timedelta(days=1)))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

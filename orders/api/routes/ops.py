@@ -17,7 +17,7 @@ from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
 from orders.api.pagination import newest_first
 from orders.api.problems import Problem, not_found
 from orders.db import run
-from orders.lifecycle import NotRetryable, retry_failed
+from orders.lifecycle import NotRetryable, retry_failed, stalled_count
 from orders.messages import QUEUES
 from orders.models import (
     AuditLog,
@@ -81,7 +81,8 @@ def queue_depths(broker_url: str) -> dict[str, int | None]:
 
 @router.get("/summary")
 async def summary(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    """What the ops dashboard shows at the top."""
+    """What the ops dashboard shows at the top. `stalled`: orders found stalled, and their step
+    enqueued again, in the last 24 hours."""
     now = utcnow()
     hour_ago = now - timedelta(hours=1)
     by_status = dict(
@@ -133,6 +134,7 @@ async def summary(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
         "outbox_lag_s": (now - oldest).total_seconds() if oldest else 0.0,
         "queue_depths": await asyncio.to_thread(queue_depths, settings.broker_url),
         "failed_orders": by_status.get("failed", 0),
+        "stalled": await run(session, stalled_count, timedelta(days=1)),
         "webhooks_last_24h": {
             "by_status": deliveries,
             "success_rate": deliveries.get("delivered", 0) / settled if settled else None,

@@ -1,0 +1,93 @@
+"""Orders that stop moving: a step the broker refuses waits in the outbox, and an order whose
+message was lost is found stalled and its step enqueued again. Every order completes."""
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from orders.messages import Queue
+from tests.conftest import TEST_VHOST
+from tests.helpers import (
+    COMPLETED_TIMELINE,
+    OPS,
+    count,
+    event_types,
+    eventually,
+    invoice_numbers,
+    place,
+    settle,
+)
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True)
+
+
+@pytest.fixture
+def invoices_refused() -> Iterator[Callable[[], None]]:
+    """The invoices queue at a length limit of 0 that refuses publishes: every render step the
+    relay publishes is nacked, until the test calls what this yields. Cleared after the test in
+    any case."""
+    policy = json.dumps({"max-length": 0, "overflow": "reject-publish"})
+    queues = f"^{Queue.INVOICES}$"
+    rabbitmqctl("set_policy", "-p", TEST_VHOST, "strand", queues, policy, "--apply-to", "queues")
+
+    def clear(check: bool = True) -> None:
+        rabbitmqctl("clear_policy", "-p", TEST_VHOST, "strand", check=check)
+
+    yield clear
+    clear(check=False)
+
+
+def statuses(db, ids: list[str]) -> list[str]:
+    rows = db.execute('SELECT status FROM "order" WHERE id = ANY(%s::uuid[])', (ids,)).fetchall()
+    return sorted(status for (status,) in rows)
+
+
+async def test_steps_the_broker_refuses_wait_in_the_outbox_and_run_when_it_takes_them(
+    http_gateway_client, db, fake_gateway, processes, invoices_refused
+):
+    processes.worker()
+    relay = processes.relay()
+    processes.ready()
+    ids = [str((await place(http_gateway_client))["id"]) for _ in range(3)]
+    await eventually(lambda: statuses(db, ids) == ["paid"] * 3, what="three paid orders")
+    await eventually(lambda: "the broker refused outbox row" in relay.log(), what="a refusal")
+    await asyncio.sleep(2)  # the relay keeps offering them; they stay paid, nothing is lost
+    assert statuses(db, ids) == ["paid"] * 3
+    assert count(db, "outbox WHERE published_at IS NULL") == 3  # one render step per order
+
+    invoices_refused()
+    assert set((await settle(db, ids)).values()) == {"completed"}
+    assert invoice_numbers(db) == [1, 2, 3]
+    assert fake_gateway.stats()["captures"] == 3
+    assert relay.log().count("the broker refused outbox row") == 3  # once per row
+    assert relay.log().count("published after the broker refused it") == 3
+
+
+async def test_an_order_whose_message_was_lost_is_found_stalled_and_completes(
+    http_gateway_client, db, processes
+):
+    order = await place(http_gateway_client)
+    # As if the relay had published the first step and the broker had lost it.
+    db.execute("UPDATE outbox SET published_at = now()")
+    processes.env |= {"STALL_AFTER_S": "3", "STALL_CHECK_INTERVAL_S": "0.5"}
+    processes.worker()
+    relay = processes.relay()
+    processes.ready()
+
+    assert (await settle(db, [order["id"]], timeout_s=30)) == {order["id"]: "completed"}
+    timeline = event_types(db, order["id"])
+    assert timeline[:2] == ["order.placed", "order.stalled"]
+    assert [event for event in timeline if event != "order.stalled"] == COMPLETED_TIMELINE
+    stalled = db.execute("SELECT data FROM order_event WHERE type = 'order.stalled'").fetchall()
+    assert stalled[0][0]["step"] == "reserve_inventory"
+    assert stalled[0][0]["idle_s"] >= 3
+    assert "stalled in pending; reserve_inventory enqueued again" in relay.log()
+    summary = (await http_gateway_client.get("/ops/summary", headers=OPS)).json()
+    assert summary["stalled"] == len(stalled)
