@@ -44,6 +44,8 @@ class WorkerSettings(Settings):
     webhook_disable_after_failures: int = 10  # consecutive failed deliveries
     webhook_attempt_retention_days: int = 30
     webhook_sweep_interval_s: float = 1.0
+    # An attempt that went out is recorded with retries for this long if the database fails.
+    webhook_record_retry_s: float = 60.0
 
     shop_name: str = "Reference Shop Ltd"
     shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"

@@ -7,10 +7,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import delete, func
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from fulfillment.config import WorkerSettings
@@ -229,16 +230,42 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def deliver(
-    sessions: Any, http: httpx.Client, settings: WorkerSettings, delivery_id: uuid.UUID
+    sessions: sessionmaker[Session],
+    http: httpx.Client,
+    settings: WorkerSettings,
+    delivery_id: uuid.UUID,
 ) -> None:
+    """One attempt. A database error before the request goes out is the task's to retry; after
+    it, the outcome is recorded with retries here, so the attempt is neither lost nor repeated
+    (a delivery left in flight would be sent again when its lease runs out)."""
     with sessions() as session:
         request = claim(session, settings, delivery_id)
     if request is None:
         return
     outcome = send(http, settings, request)
-    with sessions() as session:
-        verdict = record(session, settings, request, outcome)
+    verdict = record_with_retries(sessions, settings, request, outcome)
     log.info("webhook %s: %s (%s)", delivery_id, verdict, outcome.status or outcome.error)
+
+
+def record_with_retries(
+    sessions: sessionmaker[Session], settings: WorkerSettings, request: Request, outcome: Outcome
+) -> Verdict:
+    deadline, wait = time.monotonic() + settings.webhook_record_retry_s, 0.25
+    while True:
+        try:
+            with sessions() as session:
+                return record(session, settings, request, outcome)
+        except OperationalError as error:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning(
+                "webhook %s sent, not recorded yet (again in %.2f s): %r",
+                request.delivery_id,
+                wait,
+                error,
+            )
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
 
 
 def purge_attempts(session: Session, retention: timedelta) -> int:

@@ -97,8 +97,16 @@ def sync_warehouse(order_id: str) -> None:
     warehouse.sync_warehouse(context(), uuid.UUID(order_id))
 
 
-@app.task(name=messages.DELIVER_WEBHOOK.name)
+@app.task(
+    name=messages.DELIVER_WEBHOOK.name,
+    autoretry_for=(OperationalError,),  # the database, before anything was sent
+    max_retries=settings.step_max_retries,
+    retry_backoff=True,
+    retry_backoff_max=settings.step_retry_backoff_max_s,
+    retry_jitter=True,
+)
 def deliver_webhook(delivery_id: str) -> None:
-    """Retries are not Celery's: the next attempt is a time in the database that the sweep reads."""
+    """A receiver's failures are not retried here: the next attempt is a time in the database
+    that the relay's sweep reads."""
     ctx = context()
     deliveries.deliver(ctx.sessions, ctx.http, settings, uuid.UUID(delivery_id))
