@@ -1,11 +1,12 @@
 """notify, the end of the chain: the order is complete (its `order.completed` webhook goes out
-with the event)."""
+with the event), and the warehouse, if there is one, is asked to ship it."""
 
 import uuid
 
 from sqlmodel import Session
 
 from fulfillment.runner import Context, begin, finish
+from orders.messages import ShipOrder, enqueue
 from orders.models import Order
 from orders.states import Next, Step
 
@@ -16,6 +17,8 @@ def notify(ctx: Context, order_id: uuid.UUID) -> Next:
         return decision
 
     def complete(session: Session, order: Order) -> None:
-        order.step, order.step_attempts = None, 0  # nothing runs for it any more
+        order.step, order.step_attempts = None, 0  # no step runs for it any more
+        if ctx.settings.warehouse_url and order.warehouse_synced_at is not None:
+            enqueue(session, ShipOrder(order_id=order_id))  # else the sync enqueues it
 
     return finish(ctx, order_id, Step.NOTIFY, complete)

@@ -147,13 +147,13 @@ def relay_batch(sessions: sessionmaker[Session], size: int, refused: set[int]) -
         return len(rows)
 
 
-def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta) -> int:
-    """Orders that stopped moving get the step they wait for enqueued again."""
+def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta, shipping: bool) -> int:
+    """Orders that stopped moving get what they wait for enqueued again."""
     with sessions() as session:
-        orders = lifecycle.stalled(session, idle_for, limit=100)
+        orders = lifecycle.stalled(session, idle_for, limit=100, shipping=shipping)
         for order in orders:
-            step = lifecycle.requeue(session, order)
-            log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, step)
+            task = lifecycle.requeue(session, order)
+            log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, task)
         session.commit()
         return len(orders)
 
@@ -214,7 +214,8 @@ class Relay:
             sweep_due_deliveries(self.sessions)
             self.next_sweep = now + self.config.webhook_sweep_interval_s
         if now >= self.next_stall_check:
-            requeue_stalled(self.sessions, timedelta(seconds=self.config.stall_after_s))
+            idle_for = timedelta(seconds=self.config.stall_after_s)
+            requeue_stalled(self.sessions, idle_for, shipping=bool(self.config.warehouse_url))
             self.next_stall_check = now + self.config.stall_check_interval_s
         if now >= self.next_purge:
             with self.sessions() as session:

@@ -98,6 +98,18 @@ def sync_warehouse(order_id: str) -> None:
 
 
 @app.task(
+    name=messages.SHIP_ORDER.name,
+    autoretry_for=(warehouse.WarehouseUnavailable, OperationalError),
+    max_retries=settings.step_max_retries * 2,
+    retry_backoff=True,
+    retry_backoff_max=settings.step_retry_backoff_max_s,
+    retry_jitter=True,
+)
+def ship_order(order_id: str) -> None:
+    warehouse.ship_order(context(), uuid.UUID(order_id))
+
+
+@app.task(
     name=messages.DELIVER_WEBHOOK.name,
     autoretry_for=(OperationalError,),  # the database, before anything was sent
     max_retries=settings.step_max_retries,

@@ -12,6 +12,7 @@ from sqlmodel.sql.sqltypes import AutoString
 import orders.models  # noqa: F401  - registers every table on SQLModel.metadata
 from orders.config import Settings
 from orders.db import sync_url
+from orders.models.base import UtcDateTime
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -21,9 +22,11 @@ target_metadata = SQLModel.metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    """Revisions use plain `sa.String`, so they never import SQLModel internals."""
+    """Revisions use plain SQLAlchemy types, so they never import SQLModel's or ours."""
     if type_ == "type" and isinstance(obj, AutoString):
         return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
     return False
 
 

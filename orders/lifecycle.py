@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import ColumnElement, and_, exists, func, or_
 from sqlmodel import Session, col, select
 
 from orders import events
-from orders.messages import RunStep, enqueue
+from orders.messages import Message, RunStep, ShipOrder, SyncWarehouse, enqueue
 from orders.models import Invoice, Order, OrderEvent, OrderStatus, Outbox, utcnow
 from orders.states import STATUS_BEFORE, WAITING_FOR, Step
 from orders.view import load_view
@@ -88,32 +88,45 @@ def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
     return step
 
 
-def stalled(session: Session, idle_for: timedelta, limit: int) -> Sequence[Order]:
+def stalled(session: Session, idle_for: timedelta, limit: int, shipping: bool) -> Sequence[Order]:
     """Orders on their way that nothing moves: no progress for `idle_for`, and no message for them
     waiting to be published or published within that time (their step's message was lost, or a
-    step's commit was). Locked; rows another relay holds are skipped."""
+    task gave up). With `shipping` (there is a warehouse), completed orders not shipped yet are on
+    their way too. Locked; rows another relay holds are skipped."""
     cutoff = utcnow() - idle_for
     in_flight = exists().where(
         col(Outbox.order_id) == col(Order.id),
         or_(col(Outbox.published_at).is_(None), col(Outbox.published_at) > cutoff),
     )
+    on_its_way: ColumnElement[bool] = col(Order.status).in_(list(WAITING_FOR))
+    if shipping:
+        unshipped = and_(
+            col(Order.status) == OrderStatus.COMPLETED, col(Order.shipped_at).is_(None)
+        )
+        on_its_way = or_(on_its_way, unshipped)
     return session.exec(
         select(Order)
-        .where(col(Order.status).in_(list(WAITING_FOR)), col(Order.updated_at) < cutoff, ~in_flight)
+        .where(on_its_way, col(Order.updated_at) < cutoff, ~in_flight)
         .order_by(col(Order.updated_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
 
 
-def requeue(session: Session, order: Order) -> Step:
-    """Enqueue the step a stalled order waits for again, noted on its timeline (`order.stalled`),
-    in the caller's transaction. A step that did run finds its work done."""
-    step = WAITING_FOR[order.status]
+def requeue(session: Session, order: Order) -> str:
+    """Enqueue again what a stalled order waits for (the next step, or its warehouse sync or
+    shipment), noted on its timeline (`order.stalled`), in the caller's transaction; returns the
+    task's name. A task that did run finds its work done."""
+    message: Message
+    if order.status == OrderStatus.COMPLETED:
+        shipped_next = order.warehouse_synced_at is not None
+        message = (ShipOrder if shipped_next else SyncWarehouse)(order_id=order.id)
+    else:
+        message = RunStep(order_id=order.id, step=WAITING_FOR[order.status])
     idle_s = round((utcnow() - order.updated_at).total_seconds())
-    events.record(session, order.id, STALLED, {"step": step, "idle_s": idle_s})
-    enqueue(session, RunStep(order_id=order.id, step=step))
-    return step
+    events.record(session, order.id, STALLED, {"task": message.task.name, "idle_s": idle_s})
+    enqueue(session, message)
+    return message.task.name
 
 
 def stalled_count(session: Session, since: timedelta) -> int:

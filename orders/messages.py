@@ -38,6 +38,7 @@ RENDER_INVOICE = Task("fulfillment.render_invoice", Queue.INVOICES)
 NOTIFY = Task("fulfillment.notify", Queue.ORDERS)
 VOID_PAYMENT = Task("fulfillment.void_payment", Queue.ORDERS)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.ORDERS)
+SHIP_ORDER = Task("fulfillment.ship_order", Queue.ORDERS)
 DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
 
 STEP_TASKS = {
@@ -46,7 +47,7 @@ STEP_TASKS = {
     Step.RENDER_INVOICE: RENDER_INVOICE,
     Step.NOTIFY: NOTIFY,
 }
-TASKS = (*STEP_TASKS.values(), VOID_PAYMENT, SYNC_WAREHOUSE, DELIVER_WEBHOOK)
+TASKS = (*STEP_TASKS.values(), VOID_PAYMENT, SYNC_WAREHOUSE, SHIP_ORDER, DELIVER_WEBHOOK)
 
 
 class Message(BaseModel):
@@ -100,6 +101,16 @@ class SyncWarehouse(Message):
         return SYNC_WAREHOUSE
 
 
+class ShipOrder(Message):
+    """Ask the warehouse to ship a completed order; its confirmation consumes the reservation."""
+
+    kind = "ship_order"
+
+    @property
+    def task(self) -> Task:
+        return SHIP_ORDER
+
+
 class DeliverWebhooks(Message):
     """Send the event's pending webhook deliveries: one task per delivery."""
 
@@ -111,7 +122,13 @@ class DeliverWebhooks(Message):
         return DELIVER_WEBHOOK
 
 
-MESSAGES: tuple[type[Message], ...] = (RunStep, VoidPayment, SyncWarehouse, DeliverWebhooks)
+MESSAGES: tuple[type[Message], ...] = (
+    RunStep,
+    VoidPayment,
+    SyncWarehouse,
+    ShipOrder,
+    DeliverWebhooks,
+)
 KINDS: dict[str, type[Message]] = {message.kind: message for message in MESSAGES}
 KINDS["fulfil_order"] = RunStep
 

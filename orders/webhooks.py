@@ -21,6 +21,7 @@ EVENT_TYPES = (
     "order.paid",
     "order.invoiced",
     "order.completed",
+    "order.shipped",
     "order.cancelled",
     "order.failed",
     "order.retry_requested",

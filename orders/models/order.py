@@ -59,12 +59,15 @@ class Order(SQLModel, table=True):
     access_token_hash: str = Field(max_length=64)
     version: int = 1
     # Fulfilment bookkeeping: which step is running and how often it was delivered (a poison
-    # order is recognised by its count), where it failed and why, when the warehouse heard of it.
+    # order is recognised by its count), where it failed and why, when the warehouse heard of it
+    # and when it shipped.
     step: str | None = Field(default=None, max_length=32)
     step_attempts: int = 0
     failed_step: str | None = Field(default=None, max_length=32)
     failure_reason: str | None = Field(default=None, max_length=1000)
     warehouse_synced_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When the warehouse confirmed the shipment: the reservation became a decrement of stock.
+    shipped_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
 

@@ -86,8 +86,8 @@ async def test_an_order_whose_message_was_lost_is_found_stalled_and_completes(
     assert timeline[:2] == ["order.placed", "order.stalled"]
     assert [event for event in timeline if event != "order.stalled"] == COMPLETED_TIMELINE
     stalled = db.execute("SELECT data FROM order_event WHERE type = 'order.stalled'").fetchall()
-    assert stalled[0][0]["step"] == "reserve_inventory"
+    assert stalled[0][0]["task"] == "fulfillment.reserve_inventory"
     assert stalled[0][0]["idle_s"] >= 3
-    assert "stalled in pending; reserve_inventory enqueued again" in relay.log()
+    assert "stalled in pending; fulfillment.reserve_inventory enqueued again" in relay.log()
     summary = (await http_gateway_client.get("/ops/summary", headers=OPS)).json()
     assert summary["stalled"] == len(stalled)

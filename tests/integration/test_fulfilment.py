@@ -157,7 +157,7 @@ async def test_events_and_status_are_visible_as_soon_as_committed(shop, db):
     assert status_of(db, order["id"]) == "completed"
 
 
-async def test_the_reservation_reaches_the_warehouse_once_even_through_its_failures(
+async def test_the_warehouse_gets_the_reservation_once_then_ships_and_the_stock_leaves(
     http_gateway_client, db, processes, fake_warehouse
 ):
     fake_warehouse.configure(failures=2)  # two 503s, then it accepts
@@ -168,18 +168,84 @@ async def test_the_reservation_reaches_the_warehouse_once_even_through_its_failu
     order = await place(http_gateway_client)
     assert (await settle(db, [order["id"]])) == {order["id"]: "completed"}
     await eventually(
-        lambda: db.execute('SELECT warehouse_synced_at FROM "order"').fetchone()[0],
-        what="the warehouse sync to be recorded",
+        lambda: db.execute('SELECT shipped_at FROM "order"').fetchone()[0],
+        what="the shipment to be recorded",
     )
 
     stats = fake_warehouse.stats()
-    assert stats["requests"] == 3
-    assert stats["reservations"] == [
-        {
-            "order_id": order["id"],
-            "lines": [{"sku": "MUG-001", "quantity": 2}, {"sku": "NB-A5", "quantity": 1}],
-        }
-    ]
+    lines = [{"sku": "MUG-001", "quantity": 2}, {"sku": "NB-A5", "quantity": 1}]
+    assert stats["reservations"] == [{"order_id": order["id"], "lines": lines}]
+    assert [(s["order_id"], s["lines"]) for s in stats["shipments"]] == [(order["id"], lines)]
+    assert db.execute('SELECT warehouse_synced_at IS NOT NULL FROM "order"').fetchone() == (True,)
+    assert event_types(db, order["id"]) == [*COMPLETED_TIMELINE, "order.shipped"]
+    assert stock(db, "MUG-001") == (498, 0)  # shipped: off the shelf, no longer reserved
+    assert stock(db, "NB-A5") == (999, 0)
+    assert count(db, "stock_reservation") == 0
+
+
+def stock_ledger(db) -> dict[str, tuple[int, int, int, int]]:
+    """Per SKU, read at one instant: on hand, reserved, quantities shipped, and quantities held
+    by orders that reserved and have neither shipped nor given their stock back."""
+    with db.transaction():
+        db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        products = db.execute("SELECT sku, stock_on_hand, stock_reserved FROM product").fetchall()
+
+        def quantities(where: str) -> dict[str, int]:
+            rows = db.execute(
+                'SELECT l.sku, sum(l.quantity) FROM order_line l JOIN "order" o'
+                f" ON o.id = l.order_id WHERE {where} GROUP BY l.sku"
+            ).fetchall()
+            return {sku: int(quantity) for sku, quantity in rows}
+
+        shipped = quantities("o.shipped_at IS NOT NULL")
+        held = quantities(
+            "o.shipped_at IS NULL AND o.status IN ('reserved', 'paid', 'invoiced', 'completed')"
+        )
+    return {
+        sku: (on_hand, reserved, shipped.get(sku, 0), held.get(sku, 0))
+        for sku, on_hand, reserved in products
+    }
+
+
+@pytest.mark.slow
+async def test_stock_balances_through_two_hundred_orders_shipped_cancelled_or_declined(
+    http_gateway_client, db, processes, fake_warehouse
+):
+    processes.env["WAREHOUSE_URL"] = fake_warehouse.url
+    processes.worker()
+    processes.relay()
+    processes.ready()
+    initial = {sku: on_hand for sku, (on_hand, *_) in stock_ledger(db).items()}
+    limit = asyncio.Semaphore(20)
+
+    async def one(i: int) -> str:
+        lines = [{"sku": "POSTER-LTD", "quantity": 1}] if i % 4 == 0 else []  # 50 want 10
+        lines += [{"sku": "MUG-001", "quantity": 1 + i % 3}, {"sku": "NB-A5", "quantity": 1}]
+        token = "tok_chargeCustomerFail" if i % 10 == 3 else "tok_visa"  # capture declined
+        async with limit:
+            return str((await place(http_gateway_client, lines=lines, payment_token=token))["id"])
+
+    ids = await asyncio.gather(*(one(i) for i in range(200)))
+    await eventually(lambda: count(db, "\"order\" WHERE status = 'completed'") >= 50, 120)
+    ledgers = [stock_ledger(db)]  # in flight
+    statuses = await settle(db, ids, timeout_s=240)
+    completed = list(statuses.values()).count("completed")
+    await eventually(
+        lambda: count(db, '"order" WHERE shipped_at IS NOT NULL') == completed,
+        timeout_s=120,
+        what="every completed order to ship",
+    )
+    ledgers.append(stock_ledger(db))  # at rest
+
+    for ledger in ledgers:
+        for sku, (on_hand, reserved, shipped, held) in ledger.items():
+            assert initial[sku] - on_hand == shipped, sku
+            assert reserved == held, sku
+    at_rest = ledgers[-1]
+    assert all(reserved == 0 for _, reserved, _, _ in at_rest.values())
+    assert at_rest["POSTER-LTD"][0] == 0  # all ten sold, none twice
+    assert list(statuses.values()).count("cancelled") >= 20  # the declined captures, at least
+    assert len(fake_warehouse.stats()["shipments"]) == completed
 
 
 async def test_two_relays_at_once_publish_each_row_once(http_gateway_client, db, processes):
