@@ -74,6 +74,18 @@ def print_table(results: dict[str, Any]) -> None:
             f"  {f['layout']:9} CPU ms per order: {parts}; total {total:.0f}"
             f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
         )
+    bursts = results["burst"]
+    print(
+        f"\nburst: {bursts[0]['orders']} orders placed at once, split layout;"
+        " 202 -> completed per order, and the first completion after the burst began"
+    )
+    print(f"  {'queue':11} {'done/s':>7} {'first ms':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for b in bursts:
+        print(
+            f"  {b['mode']:11} {b['completed_per_s']:>7} {b['first_completed_after_ms']:>9}"
+            f" {b['p50_202_to_completed_ms']:>8} {b['p95_202_to_completed_ms']:>8}"
+            f" {b['p99_202_to_completed_ms']:>8}"
+        )
     print()
     for name, m in results["memory"].items():
         print(

@@ -8,7 +8,7 @@ from kombu.entity import Exchange
 from kombu.entity import Queue as KombuQueue
 
 from fulfillment.config import settings
-from orders.messages import QUEUES, TASKS, Queue
+from orders.messages import MAX_PRIORITY, QUEUES, TASKS, Queue
 
 
 def transport_options() -> dict[str, object]:
@@ -55,10 +55,16 @@ app.conf.update(
     # Durable classic queues, one per kind of work (see the README on classic vs quorum), and
     # every task routed to its queue: both from the messaging contract (orders.messages).
     task_queues=[
-        KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value, durable=True)
+        KombuQueue(
+            q.value,
+            Exchange(q.value, type="direct"),
+            routing_key=q.value,
+            durable=True,
+            queue_arguments={"x-max-priority": MAX_PRIORITY} if q is Queue.STEPS else None,
+        )
         for q in QUEUES
     ],
-    task_default_queue=Queue.ORDERS.value,
+    task_default_queue=Queue.STEPS.value,
     task_routes={task.name: {"queue": task.queue.value} for task in TASKS},
     task_create_missing_queues=False,
     worker_hijack_root_logger=False,

@@ -29,6 +29,8 @@ class WorkerSettings(Settings):
     relay_batch_size: int = 100
     relay_poll_interval_s: float = 1.0
     relay_max_backoff_s: float = 10.0
+    # Publish steps with their priority (orders on their way first); off: first in, first out.
+    step_priorities: bool = True
     # An order on its way with no progress and no message in flight for this long has stalled:
     # the relay enqueues its step again (and notes `order.stalled` on its timeline).
     stall_after_s: float = 300.0

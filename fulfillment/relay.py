@@ -59,7 +59,8 @@ def publish(session: Session, row: Outbox) -> None:
     if isinstance(message, DeliverWebhooks):
         publish_deliveries(session, WebhookDelivery.event_id == message.event_id, headers)
         return
-    app.send_task(message.task.name, args=(order_id,), headers=headers)
+    priority = message.task.priority if settings.step_priorities else 0
+    app.send_task(message.task.name, args=(order_id,), headers=headers, priority=priority)
     log.info("published %s", message.task.name)
 
 

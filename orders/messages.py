@@ -18,27 +18,31 @@ from orders.states import Step
 
 
 class Queue(StrEnum):
-    ORDERS = "orders"  # the chain's steps, compensations, the warehouse sync: short
+    STEPS = "steps"  # the chain's steps, compensations, the warehouse: short, by priority
     INVOICES = "invoices"  # rendering: CPU-bound, so processes of its own in production
     WEBHOOKS = "webhooks"  # deliveries: they wait on receivers, never behind a render
 
 
 QUEUES = tuple(Queue)
+# The steps queue is a priority queue: work for orders already on their way goes before the
+# first step of new ones, so a burst of new orders does not hold back those in flight.
+MAX_PRIORITY = 9
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     queue: Queue
+    priority: int = 0
 
 
-RESERVE_INVENTORY = Task("fulfillment.reserve_inventory", Queue.ORDERS)
-CAPTURE_PAYMENT = Task("fulfillment.capture_payment", Queue.ORDERS)
+RESERVE_INVENTORY = Task("fulfillment.reserve_inventory", Queue.STEPS, priority=0)
+CAPTURE_PAYMENT = Task("fulfillment.capture_payment", Queue.STEPS, priority=5)
 RENDER_INVOICE = Task("fulfillment.render_invoice", Queue.INVOICES)
-NOTIFY = Task("fulfillment.notify", Queue.ORDERS)
-VOID_PAYMENT = Task("fulfillment.void_payment", Queue.ORDERS)
-SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.ORDERS)
-SHIP_ORDER = Task("fulfillment.ship_order", Queue.ORDERS)
+NOTIFY = Task("fulfillment.notify", Queue.STEPS, priority=MAX_PRIORITY)
+VOID_PAYMENT = Task("fulfillment.void_payment", Queue.STEPS, priority=MAX_PRIORITY)
+SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
+SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
 DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
 
 STEP_TASKS = {

@@ -12,9 +12,12 @@ import psycopg
 import pytest
 from kombu.connection import Connection
 
+from fulfillment.config import WorkerSettings
+from fulfillment.runner import Context
 from orders.api.config import ApiSettings
-from orders.db import libpq_url
+from orders.db import libpq_url, make_engine, make_sessionmaker
 from orders.messages import QUEUES, Queue
+from orders.payments import SandboxGateway
 from stack.processes import Stack, free_port
 from tests.helpers import TEST_DATABASE_URL, FakeReceiver, FakeServer, migrate, running_app
 
@@ -201,6 +204,19 @@ def stack_env(database_url: str, broker: str, fake_gateway: FakeServer) -> dict[
 
 
 @pytest.fixture
+def step_context(database_url: str) -> Iterator[Context]:
+    """What a worker gives the steps, for calling them in this process: the test database, the
+    sandbox gateway, no broker."""
+    settings = WorkerSettings(
+        database_url=database_url, step_max_deliveries=2, public_base_url="http://shop.test"
+    )
+    engine = make_engine(settings, "test-steps")
+    with httpx.Client() as http:
+        yield Context(make_sessionmaker(engine), SandboxGateway(), settings, http)
+    engine.dispose()
+
+
+@pytest.fixture
 def processes(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     """Workers and relays for one test: start them (`processes.worker()`, `.relay()`, then
     `.ready()`), with `processes.env` changed first if need be; all are stopped afterwards."""
@@ -213,7 +229,7 @@ def processes(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
 def shop(http_gateway_client: httpx.AsyncClient, processes: Stack) -> httpx.AsyncClient:
     """The whole flow: the API (in process), a relay and a Celery worker taking the order and
     invoice queues (real processes)."""
-    processes.worker(queues=f"{Queue.ORDERS},{Queue.INVOICES}")
+    processes.worker(queues=f"{Queue.STEPS},{Queue.INVOICES}")
     processes.relay()
     processes.ready()
     return http_gateway_client

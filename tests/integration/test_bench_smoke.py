@@ -30,7 +30,15 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for heading in ("checkout, open loop", "capacity at p99", "naive", "pipeline:", "memory api"):
+    headings = (
+        "checkout, open loop",
+        "capacity at p99",
+        "naive",
+        "pipeline:",
+        "burst:",
+        "memory api",
+    )
+    for heading in headings:
         assert heading in result.stdout
     written = set(Path(ROOT, "bench", "results").glob("*-smoke.json")) - before
     assert len(written) == 1
@@ -43,6 +51,12 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         assert flow["completed_per_s"] > 0
         assert flow["render_limit_per_s"] > 0
     assert layouts["split"]["render_processes"] == 1
+    bursts = {burst["mode"]: burst for burst in results["burst"]}
+    assert set(bursts) == {"fifo", "priorities"}
+    for burst in bursts.values():
+        assert burst["orders"] == 20
+        # The first completion comes after the burst began and before the last.
+        assert 0 < burst["first_completed_after_ms"] < burst["all_completed_after_s"] * 1000
     assert layouts["one pool"]["render_processes"] == 2
     assert results["checkout_open_loop"][0]["ok"] > 0
     assert results["checkout_gateway_0ms"]["ok"] > 0

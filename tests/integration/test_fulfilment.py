@@ -2,9 +2,13 @@
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
+from fulfillment import inventory
+from orders.messages import Queue
+from orders.states import Next
 from tests.helpers import (
     COMPLETED_TIMELINE,
     OPS,
@@ -260,3 +264,35 @@ async def test_two_relays_at_once_publish_each_row_once(http_gateway_client, db,
     received = worker.log().count("Task fulfillment.reserve_inventory[")
     assert received == 40 * 2  # each task logs "received" and "succeeded" once
     assert invoice_numbers(db) == list(range(1, 41))
+
+
+@pytest.mark.parametrize("priorities", [True, False], ids=["priorities", "fifo"])
+async def test_orders_on_their_way_go_before_the_first_step_of_new_ones(
+    http_gateway_client, db, processes, step_context, priorities
+):
+    processes.env["STEP_PRIORITIES"] = str(priorities).lower()
+    processes.relay().wait_ready()  # and no worker yet: the messages wait in the queue
+
+    def published() -> int:
+        return count(db, "outbox WHERE published_at IS NOT NULL")
+
+    first = await place(http_gateway_client)
+    await eventually(lambda: published() == 1, what="the first order's first step")
+    # The first order moves on (here, in this process): its next step goes out behind its first.
+    assert inventory.reserve_inventory(step_context, uuid.UUID(first["id"])) is Next.RUN
+    await eventually(lambda: published() == 2, what="its second step")
+    for _ in range(5):
+        await place(http_gateway_client)
+    await eventually(lambda: published() == 7, what="five new orders' first steps")
+
+    worker = processes.worker(queues=Queue.STEPS, concurrency=1).wait_ready()
+    await eventually(lambda: "received" in worker.log(), what="a first task")
+    received = [
+        line.split("Task fulfillment.")[1].split("[")[0]
+        for line in worker.log().splitlines()
+        if "] received" in line
+    ]
+    # In flight first with priorities; first in, first out without.
+    assert received[0] == ("capture_payment" if priorities else "reserve_inventory")
+    # Every order is paid in the end (rendering is on the invoices queue, which nobody takes).
+    await eventually(lambda: count(db, "\"order\" WHERE status = 'paid'") == 6, 60, "6 paid")

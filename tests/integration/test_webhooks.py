@@ -23,7 +23,7 @@ ALL_EVENTS = COMPLETED_TIMELINE
 @pytest.fixture
 def shop(http_gateway_client: httpx.AsyncClient, processes: Stack) -> httpx.AsyncClient:
     """Order steps and webhooks on workers of their own, as in production, and a relay."""
-    processes.worker(queues=f"{Queue.ORDERS},{Queue.INVOICES}")
+    processes.worker(queues=f"{Queue.STEPS},{Queue.INVOICES}")
     processes.worker("webhook-worker", queues=Queue.WEBHOOKS)
     processes.relay()
     processes.ready()

@@ -3,7 +3,6 @@ each one commits, and that a redelivered step does not repeat its effect."""
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +10,8 @@ import httpx
 import pytest
 
 from fulfillment import inventory, invoices, notify, payments, warehouse
-from fulfillment.config import WorkerSettings
 from fulfillment.runner import Context, begin
 from orders import lifecycle
-from orders.db import make_engine, make_sessionmaker
 from orders.payments import SandboxGateway
 from orders.states import Next, Step
 from tests.helpers import (
@@ -29,14 +26,8 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def ctx(database_url: str) -> Iterator[Context]:
-    settings = WorkerSettings(
-        database_url=database_url, step_max_deliveries=2, public_base_url="http://shop.test"
-    )
-    engine = make_engine(settings, "test-steps")
-    with httpx.Client() as http:
-        yield Context(make_sessionmaker(engine), SandboxGateway(), settings, http)
-    engine.dispose()
+def ctx(step_context: Context) -> Context:
+    return step_context
 
 
 def asked(ctx: Context) -> list[str]:
