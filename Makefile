@@ -84,7 +84,7 @@ worker: migrate  ## a Celery worker (WORKER_NAME, WORKER_QUEUES, WORKER_CONCURRE
 	DATABASE_URL=$(DATABASE_URL) WORKER_METRICS_PORT=$(WORKER_METRICS_PORT) \
 	  PROMETHEUS_MULTIPROC_DIR=.metrics/worker-$(WORKER_METRICS_PORT) \
 	  $(BIN)/celery -A fulfillment.celery_app worker -n $(WORKER_NAME)@%h \
-	  -Q $(WORKER_QUEUES) --concurrency $(WORKER_CONCURRENCY) --loglevel INFO
+	  -Q $(WORKER_QUEUES) --concurrency $(WORKER_CONCURRENCY) --loglevel INFO --without-heartbeat
 
 relay: migrate  ## the outbox relay: publishes committed outbox rows to RabbitMQ
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/python -m fulfillment.relay

@@ -2,8 +2,9 @@
 the steps make redelivery harmless."""
 
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from kombu.entity import Exchange
 from kombu.entity import Queue as KombuQueue
 
@@ -29,10 +30,21 @@ def transport_options() -> dict[str, object]:
     }
 
 
+class BoundedPublish(Task):  # type: ignore[misc]
+    """Every message a task publishes (a retry, mostly) waits a bounded time for the broker's
+    confirm: a frozen connection fails the publish instead of holding the worker."""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        options.setdefault("confirm_timeout", settings.broker_confirm_timeout_s)
+        options.setdefault("timeout", settings.broker_confirm_timeout_s)
+        return super().apply_async(args, kwargs, **options)
+
+
 app = Celery(
     "fulfillment",
     broker=settings.broker_url,
     include=["fulfillment.tasks", "fulfillment.observability"],
+    task_cls=BoundedPublish,
 )
 app.conf.update(
     # Messages: JSON only, ids not objects.
@@ -46,6 +58,12 @@ app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=True,
     broker_transport_options=transport_options(),
     broker_connection_retry_on_startup=True,
+    broker_heartbeat=settings.broker_heartbeat_s,
+    # No remote control: its exclusive pidbox queue, still held on the broker by a connection
+    # that went silent, would stop the worker from coming back on a new one (RESOURCE_LOCKED).
+    # Run workers with --without-heartbeat too: Celery publishes those events from the loop
+    # that checks the broker's heartbeats, and waits for their confirms without a timeout.
+    worker_enable_remote_control=False,
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
     # Below RabbitMQ's consumer_timeout (30 min), which would otherwise close the channel.
     task_soft_time_limit=settings.task_soft_time_limit_s,

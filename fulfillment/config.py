@@ -12,6 +12,11 @@ class WorkerSettings(Settings):
     warehouse_url: str | None = None
     warehouse_timeout_s: float = 5.0
 
+    # A broker that goes silent is noticed within two heartbeats (workers and relay), and no
+    # publish waits longer than this for its confirm.
+    broker_heartbeat_s: int = 30
+    broker_confirm_timeout_s: float = 10.0
+
     # Retries of a step on a transient fault (gateway timeout, 5xx): backoff with jitter.
     step_max_retries: int = 5
     step_retry_backoff_max_s: int = 60

@@ -9,6 +9,7 @@ Periodically it also sends webhook retries that have come due, enqueues again th
 order that stopped moving (`STALL_AFTER_S`), and purges old webhook attempts.
 """
 
+import contextlib
 import logging
 import signal
 import time
@@ -17,8 +18,10 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from amqp.exceptions import MessageNacked
+from amqp.exceptions import AMQPError, MessageNacked
+from kombu.connection import Connection
 from kombu.exceptions import OperationalError as BrokerError
+from kombu.messaging import Producer
 from sqlalchemy import or_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
@@ -30,7 +33,7 @@ from fulfillment.deliveries import purge_attempts
 from fulfillment.observability import correlation_headers
 from orders import context, lifecycle
 from orders.context import configure_logging
-from orders.db import make_engine, make_sessionmaker
+from orders.db import connect_args, make_engine, make_sessionmaker
 from orders.messages import (
     DELIVER_WEBHOOK,
     DeliverWebhooks,
@@ -42,9 +45,10 @@ from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
 log = logging.getLogger("fulfillment.relay")
 
 DELIVERY_LEASE = timedelta(minutes=5)
+BROKER_DOWN = (BrokerError, AMQPError, OSError)  # refused, lost, timed out, heartbeats missed
 
 
-def publish(session: Session, row: Outbox) -> None:
+def publish(session: Session, row: Outbox, producer: Producer) -> None:
     """One outbox row -> its messages, each confirmed by the broker before this returns. The
     request id and order id travel along as message headers, for the workers' logs."""
     try:
@@ -57,15 +61,43 @@ def publish(session: Session, row: Outbox) -> None:
     context.order_id.set(order_id)
     headers = correlation_headers()
     if isinstance(message, DeliverWebhooks):
-        publish_deliveries(session, WebhookDelivery.event_id == message.event_id, headers)
+        which = WebhookDelivery.event_id == message.event_id
+        publish_deliveries(session, which, producer, headers)
         return
     priority = message.task.priority if settings.step_priorities else 0
-    app.send_task(message.task.name, args=(order_id,), headers=headers, priority=priority)
+    send(producer, message.task.name, order_id, headers, priority)
     log.info("published %s", message.task.name)
 
 
+def send(
+    producer: Producer, task: str, arg: str, headers: dict[str, str] | None, priority: int = 0
+) -> None:
+    """Publish one task on the relay's own connection; the broker's confirm is waited for, at
+    most BROKER_CONFIRM_TIMEOUT_S, and a publish that fails is tried again on a new connection
+    (kombu's retry policy), logged."""
+    timeout = settings.broker_confirm_timeout_s
+    app.send_task(
+        task,
+        args=(arg,),
+        headers=headers,
+        priority=priority,
+        producer=producer,
+        confirm_timeout=timeout,
+        timeout=timeout,
+        retry_policy=app.conf.task_publish_retry_policy | {"errback": _publish_failed},
+    )
+
+
+def _publish_failed(error: BaseException, interval: float) -> None:
+    log.warning("publish failed (%r); again on a new connection in %.1f s", error, interval)
+
+
 def publish_deliveries(
-    session: Session, which: Any, headers: dict[str, str] | None = None, limit: int = 500
+    session: Session,
+    which: Any,
+    producer: Producer,
+    headers: dict[str, str] | None = None,
+    limit: int = 500,
 ) -> int:
     """Send the pending deliveries matched by `which`, and push their next attempt a lease away, so
     the sweep does not send them again while they wait in the queue (it will if they get lost)."""
@@ -84,7 +116,7 @@ def publish_deliveries(
         .with_for_update(skip_locked=True)
     ).all()
     for delivery_id in ids:
-        app.send_task(DELIVER_WEBHOOK.name, args=(str(delivery_id),), headers=headers)
+        send(producer, DELIVER_WEBHOOK.name, str(delivery_id), headers)
     if ids:
         deliveries = table(WebhookDelivery)
         session.exec(
@@ -95,15 +127,18 @@ def publish_deliveries(
     return len(ids)
 
 
-def sweep_due_deliveries(sessions: sessionmaker[Session]) -> int:
+def sweep_due_deliveries(sessions: sessionmaker[Session], producer: Producer) -> int:
     """Retries scheduled in the database come due here: they survive any restart."""
     with sessions() as session:
-        sent = publish_deliveries(session, col(WebhookDelivery.next_attempt_at) <= utcnow())
+        due = col(WebhookDelivery.next_attempt_at) <= utcnow()
+        sent = publish_deliveries(session, due, producer)
         session.commit()
         return sent
 
 
-def relay_batch(sessions: sessionmaker[Session], size: int, refused: set[int]) -> int:
+def relay_batch(
+    sessions: sessionmaker[Session], size: int, refused: set[int], producer: Producer
+) -> int:
     """Publish up to `size` unpublished rows and mark them; returns how many rows were claimed.
 
     A row the broker refuses (a nack: say, a queue at its length limit with `reject-publish`)
@@ -122,7 +157,7 @@ def relay_batch(sessions: sessionmaker[Session], size: int, refused: set[int]) -
             for row in rows:
                 assert row.id is not None
                 try:
-                    publish(session, row)
+                    publish(session, row, producer)
                 except BrokerError as error:
                     if not isinstance(error.__cause__, MessageNacked):
                         raise  # the broker is unreachable: every row waits
@@ -167,6 +202,8 @@ class Relay:
         self.outage_since: float | None = None
         self.listener: psycopg.Connection[Any] | None = None
         self.refused: set[int] = set()
+        self.connection: Connection | None = None
+        self.producer: Producer | None = None
         self.next_sweep = self.next_purge = 0.0
         self.next_stall_check = time.monotonic() + config.stall_check_interval_s
 
@@ -175,7 +212,8 @@ class Relay:
         if not url.drivername.startswith("postgresql"):
             return  # other databases: polling only
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.listener = psycopg.connect(dsn, autocommit=True)
+        options = connect_args(self.config, "orders-relay-listen")
+        self.listener = psycopg.connect(dsn, autocommit=True, **options)
         self.listener.execute("LISTEN outbox")
 
     def _wait_for_work(self, timeout_s: float) -> None:
@@ -185,17 +223,38 @@ class Relay:
         for _ in self.listener.notifies(timeout=timeout_s, stop_after=1):
             pass
 
+    def _producer(self) -> Producer:
+        """The relay's connection, with heartbeats: a broker gone silent is noticed within two
+        of them (`heartbeat_check`, every loop) rather than never."""
+        if self.producer is None:
+            self.connection = app.connection_for_write(heartbeat=self.config.broker_heartbeat_s)
+            self.connection.ensure_connection(max_retries=1, timeout=5)
+            self.producer = self.connection.Producer()
+        assert self.connection is not None
+        with contextlib.suppress(TimeoutError):  # read what came in: the broker's heartbeats
+            while True:
+                self.connection.drain_events(timeout=0.001)
+        self.connection.heartbeat_check()
+        return self.producer
+
+    def _drop_connection(self) -> None:
+        """Let go of it without the closing handshake, which a silent broker never answers."""
+        if self.connection is not None:
+            self.connection.collect()
+        self.connection = self.producer = None
+
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         self._listen()
         backoff = 0.0
         log.info("relay started; broker %s", app.conf.broker_url.split("@")[-1])
         while not (self.stopping or until()):
             try:
-                size = self.config.relay_batch_size
-                while relay_batch(self.sessions, size, self.refused) == size:
+                producer, size = self._producer(), self.config.relay_batch_size
+                while relay_batch(self.sessions, size, self.refused, producer) == size:
                     pass
-                self._periodic()
-            except (BrokerError, ConnectionError, OSError) as exc:
+                self._periodic(producer)
+            except BROKER_DOWN as exc:
+                self._drop_connection()
                 if self.outage_since is None:
                     self.outage_since = time.monotonic()
                     log.warning("broker unreachable, outbox rows wait: %r", exc)
@@ -209,10 +268,10 @@ class Relay:
                 self.outage_since, backoff = None, 0.0
             self._wait_for_work(self.config.relay_poll_interval_s)
 
-    def _periodic(self) -> None:
+    def _periodic(self, producer: Producer) -> None:
         now = time.monotonic()
         if now >= self.next_sweep:
-            sweep_due_deliveries(self.sessions)
+            sweep_due_deliveries(self.sessions, producer)
             self.next_sweep = now + self.config.webhook_sweep_interval_s
         if now >= self.next_stall_check:
             idle_for = timedelta(seconds=self.config.stall_after_s)

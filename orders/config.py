@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = 2.0
     db_connect_timeout_s: int = 2
     db_statement_timeout_ms: int = 5_000  # 0: none
+    # A PostgreSQL peer gone silent (a partition, a dead host) turns into an error within about
+    # this long: TCP keepalives and tcp_user_timeout on every connection.
+    db_dead_peer_timeout_s: int = 20
 
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     broker_folder: str = ".demo/broker"  # for the embedded demo's filesystem:// transport

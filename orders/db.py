@@ -48,18 +48,30 @@ def make_engine(settings: Settings, application_name: str) -> Engine:
     )
 
 
-def _pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
-    connect_args: dict[str, object] = {
+def connect_args(settings: Settings, application_name: str) -> dict[str, Any]:
+    """libpq's: bounded connect, keepalives and tcp_user_timeout, so a silent peer fails a
+    connection within DB_DEAD_PEER_TIMEOUT_S instead of holding it forever."""
+    dead_after = settings.db_dead_peer_timeout_s
+    return {
         "connect_timeout": settings.db_connect_timeout_s,
         "application_name": application_name,
+        "keepalives": 1,
+        "keepalives_idle": max(1, dead_after // 2),
+        "keepalives_interval": max(1, dead_after // 8),
+        "keepalives_count": 3,
+        "tcp_user_timeout": dead_after * 1000,
     }
+
+
+def _pool_options(settings: Settings, application_name: str) -> dict[str, Any]:
+    connect_args_ = connect_args(settings, application_name)
     if settings.db_statement_timeout_ms:
-        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+        connect_args_["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     return {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout_s,
-        "connect_args": connect_args,
+        "connect_args": connect_args_,
     }
 
 

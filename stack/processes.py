@@ -191,6 +191,7 @@ class Stack:
             loglevel,
             "--without-gossip",
             "--without-mingle",
+            "--without-heartbeat",
         ]
         return self.start(name, args, ready_text=WORKER_READY)
 

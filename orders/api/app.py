@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orders import idempotency
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
-from orders.api.middleware import BodySizeLimit, RequestObserver
+from orders.api.middleware import BodySizeLimit, Deadline, RequestObserver
 from orders.api.problems import install_problem_handlers
 from orders.api.routes import images, metrics, ops, storefront, webhooks
 from orders.db import make_async_engine, make_async_sessionmaker, run
@@ -82,6 +82,9 @@ def create_app(s: ApiSettings) -> FastAPI:
     )
     app.state.settings = s
     install_problem_handlers(app, s.unavailable_retry_after_s)
+    app.add_middleware(
+        Deadline, deadline_s=s.request_deadline_s, retry_after_s=s.unavailable_retry_after_s
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=s.max_body_bytes,

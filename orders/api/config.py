@@ -27,6 +27,9 @@ class ApiSettings(Settings):
     order_retry_after_s: int = 2
     unavailable_retry_after_s: int = 5
     request_budget_ms: int = 500
+    # A request that has not begun its answer by then gets 503 (above the gateway's own
+    # connect + read timeouts, which a checkout may wait through).
+    request_deadline_s: float = 8.0
 
     # The lighter background tiers.
     smtp_host: str = ""  # empty: no order-received email

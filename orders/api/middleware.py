@@ -1,7 +1,8 @@
 """ASGI middleware: the 500 ms budget measured (a request id on every request, `Server-Timing` on
 every response, a latency histogram per route, a log line and a count for every request over the
-budget), and oversized bodies refused before anything parses them."""
+budget), oversized bodies refused before anything parses them, and a deadline on every request."""
 
+import asyncio
 import logging
 import re
 import time
@@ -10,7 +11,7 @@ import uuid
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orders.api.problems import Problem, problem_response
+from orders.api.problems import Problem, problem_response, service_unavailable
 from orders.context import request_id
 
 log = logging.getLogger("orders.budget")
@@ -25,6 +26,9 @@ OVER_BUDGET = Counter(
     "orders_http_over_budget_total", "Requests slower than REQUEST_BUDGET_MS", ["method", "route"]
 )
 VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PAST_DEADLINE = Counter(
+    "orders_http_past_deadline_total", "Requests answered 503 at REQUEST_DEADLINE_S", ["method"]
+)
 
 
 class RequestObserver:
@@ -125,3 +129,58 @@ class BodySizeLimit:
             f"The body must be at most {limit} bytes.",
         )
         await problem_response(problem, scope["path"])(scope, receive, send)
+
+
+class Deadline:
+    """Answers 503 when the app has not begun its response within `deadline_s`, and lets go of
+    the request: a database that went silent (a partition) would hold it in the driver for as
+    long as it stays silent. The request is cancelled in the background, where the driver gives
+    up its connection. Once the response has begun, the request runs to its end, background
+    tasks included."""
+
+    def __init__(self, app: ASGIApp, deadline_s: float, retry_after_s: int) -> None:
+        self.app = app
+        self.deadline_s = deadline_s
+        self.retry_after_s = retry_after_s
+        self.abandoned: set[asyncio.Task[None]] = set()  # held until their cleanup is done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = asyncio.Event()
+        abandoned = False
+
+        async def send_unless_abandoned(message: Message) -> None:
+            if abandoned:
+                return
+            began.set()
+            await send(message)
+
+        request = asyncio.ensure_future(self.app(scope, receive, send_unless_abandoned))
+        beginning = asyncio.ensure_future(began.wait())
+        await asyncio.wait(
+            {request, beginning}, timeout=self.deadline_s, return_when="FIRST_COMPLETED"
+        )
+        beginning.cancel()
+        if request.done() or began.is_set():
+            await request
+            return
+        abandoned = True
+        request.cancel()
+        self.abandoned.add(request)
+        request.add_done_callback(self._forget)
+        PAST_DEADLINE.labels(scope["method"]).inc()
+        log.warning(
+            "%s %s: no answer within %.1f s; 503", scope["method"], scope["path"], self.deadline_s
+        )
+        detail = (
+            "The request could not be served in time (is the database reachable?); retry later."
+        )
+        problem = service_unavailable(detail, self.retry_after_s)
+        await problem_response(problem, scope["path"])(scope, receive, send)
+
+    def _forget(self, request: asyncio.Task[None]) -> None:
+        self.abandoned.discard(request)
+        if not request.cancelled() and (error := request.exception()) is not None:
+            log.info("an abandoned request ended with %r", error)

@@ -116,3 +116,13 @@ def test_make_demo_installs_no_container_tools_and_compose_tools_no_engine():
     tools = dry_run("compose-tools")
     assert "apt-get install -y -qq --no-install-recommends docker-compose" in tools
     assert "docker.io" not in tools
+
+
+def test_every_worker_command_line_runs_without_celery_heartbeat_events():
+    """Celery publishes them from the loop that checks the broker's AMQP heartbeats and waits
+    for their confirms without a timeout: a silent broker would stop that loop."""
+    compose = yaml.safe_load(Path(ROOT, "compose.yaml").read_text())
+    commands = [" ".join(compose["services"][name]["command"]) for name in ("worker", "renderer")]
+    worker_target = Path(ROOT, "Makefile").read_text().split("\nworker:")[1].split("\n\n")[0]
+    for command in [*commands, worker_target]:
+        assert "--without-heartbeat" in command, command
