@@ -29,8 +29,10 @@ async def test_a_broker_gone_silent_is_left_for_new_connections_and_every_order_
         first = await place(http_gateway_client)
         await settle(db, [first["id"]])  # every connection is open and in use
         proxy.freeze()  # and from now on silent
+        frozen = time.monotonic()
         during = [await place(http_gateway_client) for _ in range(5)]
         statuses = await settle(db, [o["id"] for o in during], timeout_s=120)
+        print(f"partition: 5 orders completed {time.monotonic() - frozen:.1f} s after the freeze")
     finally:
         proxy.thaw()
         processes.stop()

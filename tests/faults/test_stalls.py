@@ -4,6 +4,7 @@ message was lost is found stalled and its step enqueued again. Every order compl
 import asyncio
 import json
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -63,7 +64,9 @@ async def test_steps_the_broker_refuses_wait_in_the_outbox_and_run_when_it_takes
     assert count(db, "outbox WHERE published_at IS NULL") == 3  # one render step per order
 
     invoices_refused()
+    cleared = time.monotonic()
     assert set((await settle(db, ids)).values()) == {"completed"}
+    print(f"strand: 3 paid orders completed {time.monotonic() - cleared:.1f} s after the policy went")
     assert invoice_numbers(db) == [1, 2, 3]
     assert fake_gateway.stats()["captures"] == 3
     assert relay.log().count("the broker refused outbox row") == 3  # once per row
