@@ -30,12 +30,26 @@ def context() -> Context:
     return Context(make_sessionmaker(engine), make_settler(settings), settings, httpx.Client())
 
 
+MAX_RETRIES = settings.step_max_retries
+
+
+def retried(*errors: type[Exception], max_retries: int | None) -> dict[str, Any]:
+    """Celery retries on these errors, with exponential backoff and jitter."""
+    return {
+        "autoretry_for": errors,
+        "max_retries": max_retries,
+        "retry_backoff": True,
+        "retry_backoff_max": settings.step_retry_backoff_max_s,
+        "retry_jitter": True,
+    }
+
+
 class StepTask(Task):  # type: ignore[misc]
     """Retries transient faults with exponential backoff and jitter; gives up by failing the order."""
 
     step: Step
     autoretry_for = (GatewayUnavailable, warehouse.WarehouseUnavailable, OperationalError)
-    max_retries = settings.step_max_retries
+    max_retries = MAX_RETRIES
     retry_backoff = True
     retry_backoff_max = settings.step_retry_backoff_max_s
     retry_jitter = True
@@ -75,11 +89,8 @@ def notify_(order_id: str) -> str:
 
 @app.task(
     name=messages.VOID_PAYMENT.name,
-    autoretry_for=(GatewayUnavailable, OperationalError),
-    max_retries=None,  # a hold on a customer's card must be released; keep trying, backing off
-    retry_backoff=True,
-    retry_backoff_max=settings.step_retry_backoff_max_s,
-    retry_jitter=True,
+    # A hold on a customer's card must be released: keep trying, backing off.
+    **retried(GatewayUnavailable, OperationalError, max_retries=None),
 )
 def void_payment(order_id: str) -> None:
     payments.void_payment(context(), uuid.UUID(order_id))
@@ -87,11 +98,7 @@ def void_payment(order_id: str) -> None:
 
 @app.task(
     name=messages.SYNC_WAREHOUSE.name,
-    autoretry_for=(warehouse.WarehouseUnavailable, OperationalError),
-    max_retries=settings.step_max_retries * 2,
-    retry_backoff=True,
-    retry_backoff_max=settings.step_retry_backoff_max_s,
-    retry_jitter=True,
+    **retried(warehouse.WarehouseUnavailable, OperationalError, max_retries=MAX_RETRIES * 2),
 )
 def sync_warehouse(order_id: str) -> None:
     warehouse.sync_warehouse(context(), uuid.UUID(order_id))
@@ -99,11 +106,7 @@ def sync_warehouse(order_id: str) -> None:
 
 @app.task(
     name=messages.SHIP_ORDER.name,
-    autoretry_for=(warehouse.WarehouseUnavailable, OperationalError),
-    max_retries=settings.step_max_retries * 2,
-    retry_backoff=True,
-    retry_backoff_max=settings.step_retry_backoff_max_s,
-    retry_jitter=True,
+    **retried(warehouse.WarehouseUnavailable, OperationalError, max_retries=MAX_RETRIES * 2),
 )
 def ship_order(order_id: str) -> None:
     warehouse.ship_order(context(), uuid.UUID(order_id))
@@ -111,11 +114,7 @@ def ship_order(order_id: str) -> None:
 
 @app.task(
     name=messages.DELIVER_WEBHOOK.name,
-    autoretry_for=(OperationalError,),  # the database, before anything was sent
-    max_retries=settings.step_max_retries,
-    retry_backoff=True,
-    retry_backoff_max=settings.step_retry_backoff_max_s,
-    retry_jitter=True,
+    **retried(OperationalError, max_retries=MAX_RETRIES),  # the database, before sending
 )
 def deliver_webhook(delivery_id: str) -> None:
     """A receiver's failures are not retried here: the next attempt is a time in the database

@@ -60,13 +60,15 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     kind: ClassVar[str]
+    runs: ClassVar[Task | None] = None  # the task it is published as, if always the same
 
     order_id: uuid.UUID
     request_id: str | None = Field(default_factory=lambda: context.request_id.get())
 
     @property
     def task(self) -> Task:
-        raise NotImplementedError
+        assert self.runs is not None
+        return self.runs
 
 
 class RunStep(Message):
@@ -89,41 +91,29 @@ class VoidPayment(Message):
     """Release a cancelled order's card authorization."""
 
     kind = "void_payment"
-
-    @property
-    def task(self) -> Task:
-        return VOID_PAYMENT
+    runs = VOID_PAYMENT
 
 
 class SyncWarehouse(Message):
     """Tell the warehouse what the order reserved."""
 
     kind = "sync_warehouse"
-
-    @property
-    def task(self) -> Task:
-        return SYNC_WAREHOUSE
+    runs = SYNC_WAREHOUSE
 
 
 class ShipOrder(Message):
     """Ask the warehouse to ship a completed order; its confirmation consumes the reservation."""
 
     kind = "ship_order"
-
-    @property
-    def task(self) -> Task:
-        return SHIP_ORDER
+    runs = SHIP_ORDER
 
 
 class DeliverWebhooks(Message):
     """Send the event's pending webhook deliveries: one task per delivery."""
 
     kind = "deliver_webhooks"
+    runs = DELIVER_WEBHOOK
     event_id: int
-
-    @property
-    def task(self) -> Task:
-        return DELIVER_WEBHOOK
 
 
 MESSAGES: tuple[type[Message], ...] = (

@@ -66,7 +66,9 @@ async def test_steps_the_broker_refuses_wait_in_the_outbox_and_run_when_it_takes
     invoices_refused()
     cleared = time.monotonic()
     assert set((await settle(db, ids)).values()) == {"completed"}
-    print(f"strand: 3 paid orders completed {time.monotonic() - cleared:.1f} s after the policy went")
+    print(
+        f"strand: 3 paid orders completed {time.monotonic() - cleared:.1f} s after the policy went"
+    )
     assert invoice_numbers(db) == [1, 2, 3]
     assert fake_gateway.stats()["captures"] == 3
     assert relay.log().count("the broker refused outbox row") == 3  # once per row

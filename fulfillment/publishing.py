@@ -1,0 +1,101 @@
+"""Publishing one outbox row: the message it stands for, as Celery tasks on the relay's own
+connection, each confirmed by the broker within BROKER_CONFIRM_TIMEOUT_S. The request id and
+order id travel along as message headers, for the workers' logs."""
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from kombu.messaging import Producer
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from fulfillment.celery_app import app
+from fulfillment.config import settings
+from fulfillment.observability import correlation_headers
+from orders import context
+from orders.messages import DELIVER_WEBHOOK, DeliverWebhooks, UnknownMessage, parse
+from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
+
+log = logging.getLogger("fulfillment.relay")
+
+DELIVERY_LEASE = timedelta(minutes=5)
+
+
+def publish(session: Session, row: Outbox, producer: Producer) -> None:
+    """One outbox row -> its messages, each confirmed by the broker before this returns. The
+    request id and order id travel along as message headers, for the workers' logs."""
+    try:
+        message = parse(row.kind, row.payload)
+    except UnknownMessage:
+        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
+        raise
+    order_id = str(message.order_id)
+    context.request_id.set(message.request_id)
+    context.order_id.set(order_id)
+    headers = correlation_headers()
+    if isinstance(message, DeliverWebhooks):
+        which = WebhookDelivery.event_id == message.event_id
+        publish_deliveries(session, which, producer, headers)
+        return
+    priority = message.task.priority if settings.step_priorities else 0
+    send(producer, message.task.name, order_id, headers, priority)
+    log.info("published %s", message.task.name)
+
+
+def send(
+    producer: Producer, task: str, arg: str, headers: dict[str, str] | None, priority: int = 0
+) -> None:
+    """Publish one task on the relay's own connection; the broker's confirm is waited for, at
+    most BROKER_CONFIRM_TIMEOUT_S, and a publish that fails is tried again on a new connection
+    (kombu's retry policy), logged."""
+    timeout = settings.broker_confirm_timeout_s
+    app.send_task(
+        task,
+        args=(arg,),
+        headers=headers,
+        priority=priority,
+        producer=producer,
+        confirm_timeout=timeout,
+        timeout=timeout,
+        retry_policy=app.conf.task_publish_retry_policy | {"errback": _publish_failed},
+    )
+
+
+def _publish_failed(error: BaseException, interval: float) -> None:
+    log.warning("publish failed (%r); again on a new connection in %.1f s", error, interval)
+
+
+def publish_deliveries(
+    session: Session,
+    which: Any,
+    producer: Producer,
+    headers: dict[str, str] | None = None,
+    limit: int = 500,
+) -> int:
+    """Send the pending deliveries matched by `which`, and push their next attempt a lease away, so
+    the sweep does not send them again while they wait in the queue (it will if they get lost)."""
+    now = utcnow()
+    ids = session.exec(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            which,
+            or_(
+                col(WebhookDelivery.in_flight_until).is_(None),
+                col(WebhookDelivery.in_flight_until) < now,
+            ),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for delivery_id in ids:
+        send(producer, DELIVER_WEBHOOK.name, str(delivery_id), headers)
+    if ids:
+        deliveries = table(WebhookDelivery)
+        session.exec(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(next_attempt_at=now + DELIVERY_LEASE)
+        )
+    return len(ids)
