@@ -108,7 +108,7 @@ async def test_internal_destinations_are_refused_at_registration(
 async def test_unknown_event_types_are_refused(http_gateway_client, db):
     response = await http_gateway_client.post(
         "/ops/webhook-endpoints",
-        json={"url": "http://127.0.0.1:9/x", "event_types": ["order.shipped"]},
+        json={"url": "http://127.0.0.1:9/x", "event_types": ["order.teleported"]},
         headers=OPS,
     )
     assert response.status_code == 422
