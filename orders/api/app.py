@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from orders import idempotency
+from orders.api.auth import OPS_PATHS
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
-from orders.api.middleware import BodySizeLimit, Deadline, RequestObserver
+from orders.api.gates import BodyGate, OpsKeyGate
+from orders.api.middleware import Deadline, RequestObserver
 from orders.api.problems import install_problem_handlers
 from orders.api.routes import images, metrics, ops, storefront, webhooks
 from orders.db import make_async_engine, make_async_sessionmaker, run
@@ -86,10 +88,12 @@ def create_app(s: ApiSettings) -> FastAPI:
         Deadline, deadline_s=s.request_deadline_s, retry_after_s=s.unavailable_retry_after_s
     )
     app.add_middleware(
-        BodySizeLimit,
+        BodyGate,
         max_bytes=s.max_body_bytes,
-        uploads=(IMAGE_UPLOAD, s.max_image_bytes),
+        uploads=IMAGE_UPLOAD,
+        upload_max_bytes=s.max_image_bytes,
     )
+    app.add_middleware(OpsKeyGate, key=s.ops_api_key, paths=re.compile(OPS_PATHS))
     app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
     for module in (storefront, ops, webhooks, metrics, images):
         app.include_router(module.router)

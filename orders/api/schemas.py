@@ -1,18 +1,55 @@
 """Request and response shapes. Tables never leave the service as they are."""
 
+import unicodedata
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from orders import view
 from orders.checkout import Cart
 from orders.models import OrderStatus, PaymentStatus
+from orders.webhooks import EVENT_TYPES
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+def printable(value: str) -> str:
+    """No control characters (NUL, escapes, line breaks) and no lone surrogates: they have no
+    place in a name, an address or a URL, and PostgreSQL refuses NUL in text."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Printable = AfterValidator(printable)
+# Free text: trimmed, not empty, printable.
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Printable
+]
+City = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Printable
+]
+PostalCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), Printable
+]
+Url = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000), Printable
+]
+Description = Annotated[str, StringConstraints(max_length=500), Printable]
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 PaymentToken = Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,100}$")]
@@ -31,16 +68,14 @@ class ShippingAddress(StrictModel):
     name: Text
     line1: Text
     line2: Text | None = None
-    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    postal_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
-    ]
+    city: City
+    postal_code: PostalCode
     country: Country = Field(description="ISO 3166-1 alpha-2, e.g. FR")
 
 
 class OrderLineCreate(StrictModel):
     sku: Sku
-    quantity: int = Field(ge=1, description="Upper bound: MAX_LINE_QUANTITY")
+    quantity: StrictInt = Field(ge=1, description="Upper bound: MAX_LINE_QUANTITY")
 
 
 class OrderCreate(StrictModel):
@@ -139,20 +174,17 @@ class ProductPublic(BaseModel):
 
 
 class WebhookEndpointCreate(StrictModel):
-    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
+    url: Url
     event_types: list[str] = Field(min_length=1)
-    description: str = Field(default="", max_length=500)
-    enabled: bool = True
+    description: Description = ""
+    enabled: StrictBool = True
 
 
 class WebhookEndpointUpdate(StrictModel):
-    url: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
-        | None
-    ) = None
+    url: Url | None = None
     event_types: list[str] | None = Field(default=None, min_length=1)
-    description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    description: Description | None = None
+    enabled: StrictBool | None = None
 
 
 class WebhookEndpointPublic(BaseModel):
@@ -173,8 +205,8 @@ class WebhookEndpointWithSecret(WebhookEndpointPublic):
 
 
 class ReplayRequest(StrictModel):
-    since: datetime
-    until: datetime
+    since: AwareDatetime
+    until: AwareDatetime
 
 
 class WebhookAttemptPublic(BaseModel):

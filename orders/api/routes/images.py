@@ -5,7 +5,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Path, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -15,10 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orders.api.auth import require_ops_key
 from orders.api.dependencies import AuditDep, RegistryDep, SessionDep, SettingsDep
 from orders.api.problems import Problem, not_found
+from orders.api.schemas import SKU_PATTERN
 from orders.images import ACCEPTED_TYPES, VARIANT_TYPE, NotAnImage, resize_variants
 from orders.models import ImageStatus, Product, ProductImage, ProductImageVariant, table, utcnow
 
 log = logging.getLogger(__name__)
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
 router = APIRouter(tags=["product images"])
 
 
@@ -88,7 +90,7 @@ async def resize_in_pool(
     responses={413: {"description": "Too large"}, 415: {"description": "Not an accepted type"}},
 )
 async def upload_image(
-    sku: str,
+    sku: SkuPath,
     file: UploadFile,
     request: Request,
     session: SessionDep,
@@ -122,7 +124,7 @@ async def upload_image(
     )
 
 
-async def image_or_404(sku: str, image_id: uuid.UUID, session: SessionDep) -> ProductImage:
+async def image_or_404(sku: SkuPath, image_id: uuid.UUID, session: SessionDep) -> ProductImage:
     image = await session.get(ProductImage, image_id)
     if image is None or image.sku != sku:
         raise not_found("image of this product")

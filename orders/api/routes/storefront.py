@@ -42,7 +42,9 @@ router = APIRouter()
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", max_length=255, description="A fresh UUID per checkout attempt"
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,255}$",  # visible ASCII
+        description="A fresh UUID per checkout attempt",
     ),
 ]
 
@@ -92,6 +94,13 @@ async def checkout(
             "idempotency-key-missing",
             "Idempotency-Key required",
             "Send an Idempotency-Key header (a fresh UUID per checkout) so retries are safe.",
+        )
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise Problem(
+            400,
+            "idempotency-key-repeated",
+            "One Idempotency-Key, please",
+            "The request carries several Idempotency-Key headers; send exactly one.",
         )
 
     def answer(outcome: Accepted | Declined) -> StoredResponse:

@@ -16,6 +16,7 @@ from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
 from orders.api.pagination import newest_first
 from orders.api.problems import invalid, not_found
 from orders.api.schemas import (
+    EventType,
     ReplayRequest,
     WebhookAttemptPublic,
     WebhookDeliveryDetail,
@@ -230,7 +231,7 @@ async def list_deliveries(
     session: SessionDep,
     status: DeliveryStatus | None = None,
     endpoint_id: uuid.UUID | None = None,
-    event_type: str | None = None,
+    event_type: EventType | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> WebhookDeliveryPage:
