@@ -1,6 +1,7 @@
 """capture_payment, the second step, and the compensations on the card: a declined capture cancels
 the order and gives its stock back; a cancelled order's authorization is voided."""
 
+import logging
 import uuid
 
 from sqlalchemy import update
@@ -12,6 +13,8 @@ from orders import lifecycle
 from orders.models import Order, OrderStatus, Payment, PaymentStatus, table, utcnow
 from orders.payments import CaptureDeclined
 from orders.states import Next, Step
+
+log = logging.getLogger(__name__)
 
 
 def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
@@ -49,6 +52,12 @@ def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
             base_url = ctx.settings.public_base_url
             lifecycle.record_event(session, order, "payment.voided", {}, base_url)
         session.commit()
+
+
+def void_authorization(ctx: Context, order_id: uuid.UUID, authorization_id: str) -> None:
+    """Release an authorization that no order holds (checkout could not write the order)."""
+    ctx.gateway.void(authorization_id, idempotency_key=f"order-{order_id}-void")
+    log.warning("authorization %s voided: no order was written for it", authorization_id)
 
 
 def _payment(ctx: Context, order_id: uuid.UUID) -> Payment:

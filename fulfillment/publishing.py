@@ -30,21 +30,24 @@ def publish(session: Session, row: Outbox, producer: Producer) -> None:
     except UnknownMessage:
         log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
         raise
-    order_id = str(message.order_id)
     context.request_id.set(message.request_id)
-    context.order_id.set(order_id)
+    context.order_id.set(str(message.order_id))
     headers = correlation_headers()
     if isinstance(message, DeliverWebhooks):
         which = WebhookDelivery.event_id == message.event_id
         publish_deliveries(session, which, producer, headers)
         return
     priority = message.task.priority if settings.step_priorities else 0
-    send(producer, message.task.name, order_id, headers, priority)
+    send(producer, message.task.name, message.task_args(), headers, priority)
     log.info("published %s", message.task.name)
 
 
 def send(
-    producer: Producer, task: str, arg: str, headers: dict[str, str] | None, priority: int = 0
+    producer: Producer,
+    task: str,
+    args: tuple[str, ...],
+    headers: dict[str, str] | None,
+    priority: int = 0,
 ) -> None:
     """Publish one task on the relay's own connection; the broker's confirm is waited for, at
     most BROKER_CONFIRM_TIMEOUT_S, and a publish that fails is tried again on a new connection
@@ -52,7 +55,7 @@ def send(
     timeout = settings.broker_confirm_timeout_s
     app.send_task(
         task,
-        args=(arg,),
+        args=args,
         headers=headers,
         priority=priority,
         producer=producer,
@@ -90,7 +93,7 @@ def publish_deliveries(
         .with_for_update(skip_locked=True)
     ).all()
     for delivery_id in ids:
-        send(producer, DELIVER_WEBHOOK.name, str(delivery_id), headers)
+        send(producer, DELIVER_WEBHOOK.name, (str(delivery_id),), headers)
     if ids:
         deliveries = table(WebhookDelivery)
         session.exec(

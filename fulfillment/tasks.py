@@ -97,6 +97,14 @@ def void_payment(order_id: str) -> None:
 
 
 @app.task(
+    name=messages.VOID_AUTHORIZATION.name,
+    **retried(GatewayUnavailable, max_retries=None),  # a hold on a card must be released
+)
+def void_authorization(order_id: str, authorization_id: str) -> None:
+    payments.void_authorization(context(), uuid.UUID(order_id), authorization_id)
+
+
+@app.task(
     name=messages.SYNC_WAREHOUSE.name,
     **retried(warehouse.WarehouseUnavailable, OperationalError, max_retries=MAX_RETRIES * 2),
 )

@@ -2,6 +2,7 @@
 transaction. The outcome is told in the shop's terms (accepted, declined, replayed); the API turns
 it into HTTP, and gives checkout the answer to store for replays of the same Idempotency-Key."""
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from orders import events, idempotency
 from orders.access import access_token_for, hash_access_token
 from orders.db import run
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
-from orders.messages import RunStep, enqueue
+from orders.messages import RunStep, VoidAuthorization, enqueue
 from orders.models import (
     Order,
     OrderLine,
@@ -37,6 +38,8 @@ from orders.pricing import (
     price_order,
 )
 from orders.view import Address, Customer, OrderView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,24 @@ def _accept(
         idempotency.record_response(session, key, answer(accepted))
         session.commit()
     except BaseException:
-        idempotency.release(session, key)  # rolls back first
+        session.rollback()
+        _give_back(session, claim, auth, key)
         raise
     return accepted
+
+
+def _give_back(session: Session, claim: Claimed, auth: Authorization, key: str) -> None:
+    """The card is authorized and no order holds it: void the authorization through the outbox
+    and drop the claim, so that a retry starts afresh (a new order id, a new authorization). If
+    the database cannot take even that, the claim stays, and a retry with the key takes it over
+    after IDEMPOTENCY_LOCK_TIMEOUT_S and finds this same authorization at the gateway."""
+    try:
+        enqueue(session, VoidAuthorization(order_id=claim.order_id, authorization_id=auth.id))
+        idempotency.discard(session, key)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("authorization %s is held with no order; the claim stays", auth.id)
 
 
 def write_order(

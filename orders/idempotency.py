@@ -166,13 +166,19 @@ def release(session: Session, key: str) -> None:
 def forget(session: Session, key: str) -> None:
     """Nothing left the building (the cart was invalid): drop the claim."""
     session.rollback()
+    discard(session, key)
+    session.commit()
+
+
+def discard(session: Session, key: str) -> None:
+    """Drop an unfinished claim, in the caller's transaction: a retry with the key starts
+    afresh, with a new order id."""
     session.exec(
         delete(IdempotencyKey).where(
             IdempotencyKey.key == key,  # type: ignore[arg-type]
             IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
         )
     )
-    session.commit()
 
 
 def purge_expired(session: Session, retention: timedelta) -> int:

@@ -41,6 +41,7 @@ CAPTURE_PAYMENT = Task("fulfillment.capture_payment", Queue.STEPS, priority=5)
 RENDER_INVOICE = Task("fulfillment.render_invoice", Queue.INVOICES)
 NOTIFY = Task("fulfillment.notify", Queue.STEPS, priority=MAX_PRIORITY)
 VOID_PAYMENT = Task("fulfillment.void_payment", Queue.STEPS, priority=MAX_PRIORITY)
+VOID_AUTHORIZATION = Task("fulfillment.void_authorization", Queue.STEPS, priority=MAX_PRIORITY)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
 SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
 DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
@@ -51,7 +52,14 @@ STEP_TASKS = {
     Step.RENDER_INVOICE: RENDER_INVOICE,
     Step.NOTIFY: NOTIFY,
 }
-TASKS = (*STEP_TASKS.values(), VOID_PAYMENT, SYNC_WAREHOUSE, SHIP_ORDER, DELIVER_WEBHOOK)
+TASKS = (
+    *STEP_TASKS.values(),
+    VOID_PAYMENT,
+    VOID_AUTHORIZATION,
+    SYNC_WAREHOUSE,
+    SHIP_ORDER,
+    DELIVER_WEBHOOK,
+)
 
 
 class Message(BaseModel):
@@ -69,6 +77,10 @@ class Message(BaseModel):
     def task(self) -> Task:
         assert self.runs is not None
         return self.runs
+
+    def task_args(self) -> tuple[str, ...]:
+        """What the task is called with: ids, never objects."""
+        return (str(self.order_id),)
 
 
 class RunStep(Message):
@@ -92,6 +104,18 @@ class VoidPayment(Message):
 
     kind = "void_payment"
     runs = VOID_PAYMENT
+
+
+class VoidAuthorization(Message):
+    """Release an authorization that no order holds: the card was authorized at checkout, then
+    the order could not be written. `order_id` is the id the checkout had reserved."""
+
+    kind = "void_authorization"
+    runs = VOID_AUTHORIZATION
+    authorization_id: str
+
+    def task_args(self) -> tuple[str, ...]:
+        return (str(self.order_id), self.authorization_id)
 
 
 class SyncWarehouse(Message):
@@ -119,6 +143,7 @@ class DeliverWebhooks(Message):
 MESSAGES: tuple[type[Message], ...] = (
     RunStep,
     VoidPayment,
+    VoidAuthorization,
     SyncWarehouse,
     ShipOrder,
     DeliverWebhooks,

@@ -63,7 +63,7 @@ async def running_app(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]
     """The API in this process, its lifespan run, reached through ASGI."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # as a server would
         async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:
             yield client
 

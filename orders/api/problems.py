@@ -159,9 +159,16 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
         )
         return problem_response(problem, request.url.path)
 
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, or a fault nobody planned for: still a problem document, never a stack."""
+        detail = "Something went wrong on our side; nothing was charged that is kept. Retry later."
+        problem = Problem(500, "internal-error", "Internal error", detail)
+        return problem_response(problem, request.url.path)
+
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(domain_problem(exc, retry_after_s), request.url.path)
 
+    app.add_exception_handler(Exception, on_unexpected)  # Starlette logs it, then re-raises
     app.add_exception_handler(Problem, on_problem)
     for error in DOMAIN_ERRORS:
         app.add_exception_handler(error, on_domain)
