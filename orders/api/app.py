@@ -19,6 +19,7 @@ from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
 from orders.api.gates import BodyGate, OpsKeyGate
 from orders.api.middleware import Deadline, RequestObserver
+from orders.api.openapi import problem_documenter
 from orders.api.problems import install_problem_handlers
 from orders.api.routes import images, metrics, ops, storefront, webhooks
 from orders.db import make_async_engine, make_async_sessionmaker, run
@@ -83,6 +84,7 @@ def create_app(s: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = s
+    app.openapi = problem_documenter(app)  # type: ignore[method-assign]
     install_problem_handlers(app, s.unavailable_retry_after_s)
     app.add_middleware(
         Deadline, deadline_s=s.request_deadline_s, retry_after_s=s.unavailable_retry_after_s

@@ -153,7 +153,11 @@ async def image_status(image: ImageDep, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/products/{sku}/images/{image_id}/{size}")
+@router.get(
+    "/products/{sku}/images/{image_id}/{size}",
+    response_class=Response,
+    responses={200: {"description": "The variant", "content": {VARIANT_TYPE: {}}}},
+)
 async def image_variant(image: ImageDep, size: int, session: SessionDep) -> Response:
     variant = await session.get(ProductImageVariant, (image.id, size))
     if variant is None:

@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops_key)])
 
 
-@router.post("/orders/{order_id}/retry", status_code=202)
+@router.post(
+    "/orders/{order_id}/retry",
+    status_code=202,
+    responses={409: {"description": "Only a failed order can be retried"}},
+)
 async def retry_order(order_id: uuid.UUID, session: SessionDep, audit: AuditDep) -> dict[str, str]:
     """Resume a failed order from the step that failed."""
     try:
