@@ -5,6 +5,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,11 +26,11 @@ from orders.models import (
     utcnow,
 )
 from orders.webhooks import (
+    Allowed,
     RefusedDestination,
     Verdict,
-    allowlist,
     check_addresses,
-    check_url_shape,
+    check_url,
     message_id,
     next_attempt,
     payload_bytes,
@@ -116,25 +117,54 @@ def claim(session: Session, settings: WorkerSettings, delivery_id: uuid.UUID) ->
     return Request(delivery.id, endpoint.url, body, headers | {"user-agent": USER_AGENT})
 
 
-def send(http: httpx.Client, settings: WorkerSettings, request: Request) -> Outcome:
+Resolver = Callable[[str], list[str]]
+
+
+def system_resolver(host: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise RefusedDestination(f"{host} does not resolve") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+def pinned(url: str, allowed: Allowed, resolve: Resolver) -> tuple[httpx.URL, str]:
+    """Checked again at delivery time (the name may resolve elsewhere than when it was
+    registered), and resolved once: the request goes to the address that was checked, with the
+    name in its Host header (and TLS's SNI), so a DNS answer that changes in between reaches
+    nothing. Returns the URL to connect to and the host name."""
+    host = check_url(url, allowed).host
+    address = check_addresses(host, resolve(host), allowed)
+    target = f"[{address}]" if ":" in address else address
+    return httpx.URL(url).copy_with(host=target), host
+
+
+def send(
+    http: httpx.Client,
+    settings: WorkerSettings,
+    request: Request,
+    resolve: Resolver = system_resolver,
+) -> Outcome:
     started = time.monotonic()
 
     def elapsed() -> int:
         return round((time.monotonic() - started) * 1000)
 
     try:
-        check_destination(request.url, allowlist(settings.webhook_allowed_hosts))
+        url, host = pinned(request.url, settings.allowed_destinations(), resolve)
     except RefusedDestination as refused:
         return Outcome(None, None, None, f"refused: {refused}", elapsed(), refused=True)
+    sni = {"sni_hostname": host} if url.scheme == "https" else {}
     try:
         response = http.post(
-            request.url,
+            url,
             content=request.body,
-            headers=request.headers,
+            headers=request.headers | {"host": httpx.URL(request.url).netloc.decode()},
             timeout=httpx.Timeout(
                 settings.webhook_read_timeout_s, connect=settings.webhook_connect_timeout_s
             ),
             follow_redirects=False,
+            extensions=sni,
         )
     except httpx.HTTPError as exc:
         return Outcome(None, None, None, f"{type(exc).__name__}: {exc}", elapsed())
@@ -145,16 +175,6 @@ def send(http: httpx.Client, settings: WorkerSettings, request: Request) -> Outc
         None,
         elapsed(),
     )
-
-
-def check_destination(url: str, allowed: list[str]) -> None:
-    """Again at delivery time: the name may resolve elsewhere than when it was registered."""
-    host = check_url_shape(url)
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise RefusedDestination(f"{host} does not resolve") from exc
-    check_addresses(host, [str(info[4][0]) for info in infos], allowed)
 
 
 def record(

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orders.webhooks import Allowed
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -37,3 +39,8 @@ class Settings(BaseSettings):
     # Hosts, addresses or CIDRs a webhook endpoint may point at although they are not public
     # (comma-separated; the tests and the demo allow 127.0.0.1).
     webhook_allowed_hosts: str = ""
+    # Ports a webhook endpoint may use besides 80 and 443 (comma-separated).
+    webhook_allowed_ports: str = ""
+
+    def allowed_destinations(self) -> Allowed:
+        return Allowed.of(self.webhook_allowed_hosts, self.webhook_allowed_ports)

@@ -9,6 +9,7 @@ import json
 import random
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -130,33 +131,78 @@ def allowlist(setting: str) -> list[str]:
     return [entry.strip() for entry in setting.split(",") if entry.strip()]
 
 
-def check_url_shape(url: str) -> str:
-    """Only http(s) with a host; returns the host."""
+@dataclass(frozen=True)
+class Allowed:
+    """What may be reached although the rules would refuse it: hosts, addresses or CIDRs
+    (WEBHOOK_ALLOWED_HOSTS), and ports besides 80 and 443 (WEBHOOK_ALLOWED_PORTS)."""
+
+    hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, hosts: str, ports: str) -> "Allowed":
+        return cls(tuple(allowlist(hosts)), tuple(int(port) for port in allowlist(ports)))
+
+
+@dataclass(frozen=True)
+class Destination:
+    scheme: str
+    host: str
+    port: int
+
+
+def check_url(url: str, allowed: Allowed) -> Destination:
+    """Only http(s) with a host, no credentials, and port 80 or 443 unless allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedDestination("only http and https URLs with a host are accepted")
     if parts.username or parts.password:
         raise RefusedDestination("credentials in the URL are not accepted")
-    return parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise RefusedDestination("the port is not a number from 0 to 65535") from error
+    if port not in (80, 443, *allowed.ports) and parts.hostname not in allowed.hosts:
+        raise RefusedDestination(f"port {port} is not accepted; 80 and 443 are")
+    return Destination(parts.scheme, parts.hostname, port)
 
 
-def check_addresses(host: str, addresses: Iterable[str], allowlist: Iterable[str]) -> None:
+def check_addresses(host: str, addresses: Iterable[str], allowed: Allowed) -> str:
     """Refuse loopback, private, link-local (cloud metadata), multicast and reserved addresses,
-    unless the host or every address is allowlisted (a name, an address or a CIDR)."""
-    allowed = list(allowlist)
-    if host in allowed:
-        return
+    IPv6 ones included that carry such an IPv4 address inside (mapped, compatible, 6to4, Teredo,
+    NAT64), unless the host or the address is allowed (a name, an address or a CIDR). Returns
+    the address to connect to: the first, checked, so the connection goes where the check
+    looked (no second lookup for a rebinding DNS to answer differently)."""
+    found = [ipaddress.ip_address(a.split("%")[0]) for a in addresses]
+    if not found:
+        raise RefusedDestination(f"{host} does not resolve")
+    if host in allowed.hosts:
+        return str(found[0])
     networks = []
-    for entry in allowed:
+    for entry in allowed.hosts:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             continue  # a host name, matched above
-    found = [ipaddress.ip_address(a.split("%")[0]) for a in addresses]
-    if not found:
-        raise RefusedDestination(f"{host} does not resolve")
     for address in found:
         if any(address in network for network in networks):
             continue
-        if not address.is_global or address.is_multicast:
-            raise RefusedDestination(f"{host} resolves to {address}, which is not public")
+        for candidate in (address, *embedded_ipv4(address)):
+            if not candidate.is_global or candidate.is_multicast:
+                raise RefusedDestination(f"{host} resolves to {address}, which is not public")
+    return str(found[0])
+
+
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[Any]:
+    """The IPv4 addresses an IPv6 address carries, which is where its packets end up."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if any(address in network for network in NAT64) or address in IPV4_COMPATIBLE:
+        found.append(low32)
+    return [embedded for embedded in found if embedded is not None]

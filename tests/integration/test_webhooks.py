@@ -3,6 +3,7 @@ to the Standard Webhooks spec (checked with the `standardwebhooks` package), ret
 database, every attempt logged."""
 
 import base64
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from fulfillment.deliveries import purge_attempts
+from fulfillment.config import WorkerSettings
+from fulfillment.deliveries import Request, purge_attempts, send
 from orders.config import Settings
 from orders.db import make_engine, make_sessionmaker
 from orders.messages import Queue
@@ -303,3 +305,31 @@ async def test_attempts_are_purged_after_the_retention_period(shop, db, receiver
     engine.dispose()
     assert count(db, "webhook_attempt") == 0
     assert count(db, "webhook_delivery WHERE status = 'delivered'") == 1  # the delivery stays
+
+
+def test_a_delivery_goes_to_the_address_that_was_checked_whatever_dns_says_next(receiver):
+    """Resolved once per attempt, checked, connected to: a name that answers an allowed address
+    to the check and a private one right after (DNS rebinding) reaches only the allowed one."""
+    answers = iter([["127.0.0.1"], ["10.0.0.7"]])
+    asked: list[str] = []
+
+    def rebinding(host: str) -> list[str]:
+        asked.append(host)
+        return next(answers)
+
+    port = httpx.URL(receiver.url).port
+    settings = WorkerSettings(webhook_allowed_hosts="127.0.0.1", webhook_allowed_ports=str(port))
+    url = receiver.script("pinned").replace("127.0.0.1", "hooks.example")
+    request = Request(uuid.uuid4(), url, b"{}", {"content-type": "application/json"})
+    with httpx.Client() as http:
+        first = send(http, settings, request, rebinding)
+        second = send(http, settings, request, rebinding)
+
+    assert asked == ["hooks.example", "hooks.example"]  # once per attempt
+    assert first.status == 200
+    received = receiver.received("pinned")
+    assert len(received) == 1
+    assert received[0]["headers"]["host"] == f"hooks.example:{port}"
+    assert second.refused
+    assert second.error is not None
+    assert "10.0.0.7" in second.error

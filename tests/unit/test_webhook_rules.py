@@ -7,11 +7,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from orders.webhooks import (
+    Allowed,
     RefusedDestination,
     Verdict,
     backoff,
     check_addresses,
-    check_url_shape,
+    check_url,
     new_secret,
     next_attempt,
     payload_bytes,
@@ -119,7 +120,7 @@ def test_retry_after_is_honoured_in_seconds_or_as_a_date():
 )
 def test_only_plain_http_urls(url):
     with pytest.raises(RefusedDestination):
-        check_url_shape(url)
+        check_url(url, Allowed())
 
 
 @pytest.mark.parametrize(
@@ -137,15 +138,59 @@ def test_only_plain_http_urls(url):
 )
 def test_internal_addresses_are_refused(address):
     with pytest.raises(RefusedDestination):
-        check_addresses("hooks.example", [address], [])
+        check_addresses("hooks.example", [address], Allowed())
 
 
 def test_one_internal_address_among_public_ones_is_enough_to_refuse():
     with pytest.raises(RefusedDestination):
-        check_addresses("hooks.example", ["93.184.215.14", "10.0.0.1"], [])
+        check_addresses("hooks.example", ["93.184.215.14", "10.0.0.1"], Allowed())
 
 
 def test_public_and_allowlisted_addresses_pass():
-    check_addresses("hooks.example", ["93.184.215.14"], [])
-    check_addresses("127.0.0.1", ["127.0.0.1"], ["127.0.0.1"])
-    check_addresses("hooks.internal", ["10.0.0.7"], ["10.0.0.0/8"])
+    assert check_addresses("hooks.example", ["93.184.215.14"], Allowed()) == "93.184.215.14"
+    assert check_addresses("127.0.0.1", ["127.0.0.1"], Allowed(("127.0.0.1",))) == "127.0.0.1"
+    internal = Allowed(("10.0.0.0/8",))
+    assert check_addresses("hooks.internal", ["10.0.0.7"], internal) == "10.0.0.7"
+    # Public IPv6, and IPv6 forms that carry a public IPv4 (NAT64 and 6to4 of 8.8.8.8).
+    for address in ("2606:4700::6810:84e5", "64:ff9b::808:808", "2002:808:808::1"):
+        assert check_addresses("hooks.example", [address], Allowed()) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 of 169.254.169.254
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::127.0.0.1",  # IPv4-compatible
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    ],
+)
+def test_ipv6_that_carries_a_private_or_loopback_ipv4_is_refused(address):
+    with pytest.raises(RefusedDestination):
+        check_addresses("hooks.example", [address], Allowed())
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "port"),
+    [
+        ("http://hooks.example/", Allowed(), 80),
+        ("https://hooks.example/x", Allowed(), 443),
+        ("https://hooks.example:443/x", Allowed(), 443),
+        ("https://hooks.example:8443/x", Allowed(ports=(8443,)), 8443),
+        ("http://127.0.0.1:9000/x", Allowed(hosts=("127.0.0.1",)), 9000),
+    ],
+)
+def test_ports_are_80_and_443_unless_allowed(url, allowed, port):
+    assert check_url(url, allowed).port == port
+
+
+@pytest.mark.parametrize(
+    "url", ["http://8.8.8.8:22/", "https://hooks.example:8443/x", "http://hooks.example:6379/"]
+)
+def test_other_ports_are_refused(url):
+    with pytest.raises(RefusedDestination, match="port"):
+        check_url(url, Allowed())

@@ -39,10 +39,10 @@ from orders.models import (
 )
 from orders.webhooks import (
     EVENT_TYPES,
+    Allowed,
     RefusedDestination,
-    allowlist,
     check_addresses,
-    check_url_shape,
+    check_url,
     message_id,
     new_secret,
 )
@@ -50,15 +50,15 @@ from orders.webhooks import (
 router = APIRouter(prefix="/ops", tags=["ops: webhooks"], dependencies=[Depends(require_ops_key)])
 
 
-async def checked_url(url: str, allowed_hosts: str) -> str:
+async def checked_url(url: str, allowed: Allowed) -> str:
     """Refuse what the workers would refuse, now rather than at the first delivery."""
     try:
-        host = check_url_shape(url)
+        host = check_url(url, allowed).host
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         except OSError as exc:
             raise RefusedDestination(f"{host} does not resolve") from exc
-        check_addresses(host, [str(info[4][0]) for info in infos], allowlist(allowed_hosts))
+        check_addresses(host, [str(info[4][0]) for info in infos], allowed)
     except RefusedDestination as refused:
         raise invalid("url", str(refused)) from refused
     return url
@@ -92,7 +92,7 @@ async def create_endpoint(
     body: WebhookEndpointCreate, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> WebhookEndpointWithSecret:
     endpoint = WebhookEndpoint(
-        url=await checked_url(body.url, settings.webhook_allowed_hosts),
+        url=await checked_url(body.url, settings.allowed_destinations()),
         event_types=checked_types(body.event_types),
         description=body.description,
         enabled=body.enabled,
@@ -124,7 +124,7 @@ async def update_endpoint(
     audit: AuditDep,
 ) -> WebhookEndpointPublic:
     if body.url is not None:
-        endpoint.url = await checked_url(body.url, settings.webhook_allowed_hosts)
+        endpoint.url = await checked_url(body.url, settings.allowed_destinations())
     if body.event_types is not None:
         endpoint.event_types = checked_types(body.event_types)
     if body.description is not None:
