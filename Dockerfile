@@ -27,4 +27,6 @@ RUN uv sync --frozen --no-dev
 RUN useradd --create-home --uid 10001 app && mkdir -p /app/.metrics && chown app /app/.metrics
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "orders.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+# JSON lines from every process, the supervisor's own among them (orders/logging.json).
+CMD ["uvicorn", "orders.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", \
+     "--log-config", "orders/logging.json"]

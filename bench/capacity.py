@@ -49,7 +49,7 @@ def settle(api: str, timeout_s: float = 20) -> None:
     while time.monotonic() < deadline:
         started = time.perf_counter()
         with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"{api}/health", timeout=5)
+            httpx.get(f"{api}/health/live", timeout=5)
             if time.perf_counter() - started < 0.02:
                 return
         time.sleep(0.5)

@@ -33,12 +33,12 @@ def sample_png(width: int = 2400, height: int = 1800) -> bytes:
 
 
 async def probe_while(client: httpx.AsyncClient, work: Awaitable[Any]) -> list[float]:
-    """Latencies (ms) of /health probes sent while `work` runs."""
+    """Latencies (ms) of /health/live probes sent while `work` runs."""
     latencies = []
     task = asyncio.ensure_future(work)
     while not task.done():
         started = time.perf_counter()
-        await client.get("/health")
+        (await client.get("/health/live")).raise_for_status()
         latencies.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.005)
     await task
@@ -56,7 +56,7 @@ def summary(name: str, seconds: float, ms: list[float]) -> str:
 async def run(images: int) -> None:
     app = FastAPI()
 
-    @app.get("/health")
+    @app.get("/health/live")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -3,8 +3,10 @@ from the API through the outbox and Celery headers to the worker's logs."""
 
 import json
 import logging
+import sys
 import time
 from contextvars import ContextVar
+from types import TracebackType
 from typing import Any
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -36,7 +38,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str, level: str = "INFO") -> None:
-    """`json` for machines, `text` for people at a terminal."""
+    """`json` for machines, `text` for people at a terminal: every line of the process, uvicorn's
+    access and error logs and an uncaught exception's traceback among them."""
     handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
     handler.setFormatter(
@@ -49,5 +52,18 @@ def configure_logging(fmt: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn = logging.getLogger(name)
+        uvicorn.handlers.clear()  # its own plain-text handlers: through ours instead
+        uvicorn.propagate = True
+    sys.excepthook = log_uncaught
+    logging.captureWarnings(True)  # warnings too, as lines of the logger py.warnings
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise here
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # seven lines per PDF
+
+
+def log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, tb)
+        return
+    logging.getLogger("uncaught").critical("uncaught %s", kind.__name__, exc_info=(kind, error, tb))

@@ -26,24 +26,28 @@ T = TypeVar("T")
 def make_async_engine(settings: Settings, application_name: str = "orders-api") -> AsyncEngine:
     """One pool per process, sized on purpose: a request holds one connection for a few ms."""
     if is_sqlite(settings.database_url):
-        engine = create_async_engine(_driver(settings.database_url, "sqlite+aiosqlite"))
+        engine = create_async_engine(
+            _driver(settings.database_url, "sqlite+aiosqlite"), hide_parameters=True
+        )
         _tune_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(
         settings.database_url,
         pool_pre_ping=False,  # a dead connection fails one request with 503, not every checkout
+        hide_parameters=True,  # errors name the SQL, never the customer's data bound into it
         **_pool_options(settings, application_name),
     )
 
 
 def make_engine(settings: Settings, application_name: str) -> Engine:
     if is_sqlite(settings.database_url):
-        engine = create_engine(sync_url(settings.database_url))
+        engine = create_engine(sync_url(settings.database_url), hide_parameters=True)
         _tune_sqlite(engine)
         return engine
     return create_engine(
         settings.database_url,
         pool_pre_ping=True,  # workers sit idle for long; a stale connection must not fail a step
+        hide_parameters=True,
         **_pool_options(settings, application_name),
     )
 

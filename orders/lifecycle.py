@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from orders import events
 from orders.messages import Message, RunStep, ShipOrder, SyncWarehouse, enqueue
-from orders.models import Invoice, Order, OrderEvent, OrderStatus, Outbox, utcnow
+from orders.models import Invoice, Order, OrderStatus, Outbox, utcnow
 from orders.states import STATUS_BEFORE, WAITING_FOR, Step
 from orders.view import load_view
 
@@ -127,13 +127,3 @@ def requeue(session: Session, order: Order) -> str:
     events.record(session, order.id, STALLED, {"task": message.task.name, "idle_s": idle_s})
     enqueue(session, message)
     return message.task.name
-
-
-def stalled_count(session: Session, since: timedelta) -> int:
-    """How many times orders were found stalled (and requeued) in the last `since`."""
-    found = session.exec(
-        select(func.count()).where(
-            OrderEvent.type == STALLED, col(OrderEvent.occurred_at) >= utcnow() - since
-        )
-    ).one()
-    return int(found)

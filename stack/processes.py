@@ -163,7 +163,7 @@ class Stack:
     def api(self, port: int, app: str = "orders.main:app", *options: str) -> Process:
         url = f"http://127.0.0.1:{port}"
         args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *options]
-        return self.python("api", *args, ready_url=f"{url}/health")
+        return self.python("api", *args, ready_url=f"{url}/health/live")
 
     def relay(self, name: str = "relay") -> Process:
         return self.python(name, "-m", "fulfillment.relay", ready_text=RELAY_READY)
@@ -180,6 +180,7 @@ class Stack:
             str(BIN / "celery"),
             "-A",
             "fulfillment.celery_app",
+            "--quiet",  # no banner: the log is JSON lines
             "worker",
             "--hostname",
             f"{name}-{os.getpid()}@%h",

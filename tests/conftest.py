@@ -19,7 +19,14 @@ from orders.db import libpq_url, make_engine, make_sessionmaker
 from orders.messages import QUEUES, Queue
 from orders.payments import SandboxGateway
 from stack.processes import Stack, free_port
-from tests.helpers import TEST_DATABASE_URL, FakeReceiver, FakeServer, migrate, running_app
+from tests.helpers import (
+    REFUSED,
+    TEST_DATABASE_URL,
+    FakeReceiver,
+    FakeServer,
+    migrate,
+    running_app,
+)
 
 TABLES = ", ".join(
     [
@@ -233,3 +240,19 @@ def shop(http_gateway_client: httpx.AsyncClient, processes: Stack) -> httpx.Asyn
     processes.relay()
     processes.ready()
     return http_gateway_client
+
+
+@pytest.fixture
+def order_insert_fails(db: psycopg.Connection[Any]) -> Iterator[None]:
+    """The database refuses an order for the customer REFUSED, after the checkout authorized it."""
+    db.execute(
+        "CREATE OR REPLACE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'injected: the order cannot be written'; END $$"
+    )
+    db.execute(
+        'CREATE TRIGGER refuse_order BEFORE INSERT ON "order" FOR EACH ROW'
+        f" WHEN (NEW.customer_name = '{REFUSED}') EXECUTE FUNCTION refuse_order()"
+    )
+    yield
+    db.execute('DROP TRIGGER IF EXISTS refuse_order ON "order"')
+    db.execute("DROP FUNCTION IF EXISTS refuse_order()")

@@ -27,6 +27,7 @@ TEST_DATABASE_URL = os.environ.get(
 )
 OPS = {"X-API-Key": "change-me"}
 PROBLEM = "application/problem+json"
+REFUSED = "Refused By Trigger"  # the customer whose order `order_insert_fails` refuses
 SETTLED = ("completed", "cancelled", "failed")
 COMPLETED_TIMELINE = [
     "order.placed",

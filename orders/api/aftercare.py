@@ -75,6 +75,6 @@ async def send_order_received(settings: ApiSettings, message: EmailMessage) -> N
         )
     except (aiosmtplib.SMTPException, OSError) as error:
         EMAILS.labels("failed").inc()
-        log.warning("order-received email to %s not sent: %r", message["To"], error)
+        log.warning("order-received email for %s not sent: %r", message["Subject"], error)
         return
     EMAILS.labels("sent").inc()

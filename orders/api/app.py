@@ -8,12 +8,15 @@ import multiprocessing
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from wsgiref.simple_server import WSGIServer
 
 import httpx
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from orders import idempotency
+from orders.api import metrics
 from orders.api.auth import OPS_PATHS
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
@@ -21,8 +24,14 @@ from orders.api.gates import BodyGate, OpsKeyGate
 from orders.api.middleware import Deadline, RequestObserver
 from orders.api.openapi import problem_documenter
 from orders.api.problems import install_problem_handlers
-from orders.api.routes import images, metrics, ops, storefront, webhooks
-from orders.db import make_async_engine, make_async_sessionmaker, run
+from orders.api.routes import health, images, ops, storefront, webhooks
+from orders.db import (
+    make_async_engine,
+    make_async_sessionmaker,
+    make_engine,
+    make_sessionmaker,
+    run,
+)
 from orders.payments import make_authorizer
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,9 @@ def create_app(s: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_async_engine(s)
         app.state.sessions = make_async_sessionmaker(engine)
+        figures_engine = make_engine(s.model_copy(update={"db_pool_size": 1}), "orders-metrics")
+        app.state.metrics = metrics.registry(make_sessionmaker(figures_engine))
+        exporter = serve_metrics(s, app.state.metrics)
         app.state.gateway = make_authorizer(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
@@ -77,6 +89,9 @@ def create_app(s: ApiSettings) -> FastAPI:
             await app.state.http.aclose()
             await app.state.gateway.aclose()
             await engine.dispose()
+            if exporter is not None:
+                exporter.shutdown()
+            figures_engine.dispose()
 
     app = FastAPI(
         title="Orders",
@@ -97,12 +112,19 @@ def create_app(s: ApiSettings) -> FastAPI:
     )
     app.add_middleware(OpsKeyGate, key=s.ops_api_key, paths=re.compile(OPS_PATHS))
     app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
-    for module in (storefront, ops, webhooks, metrics, images):
+    for module in (storefront, ops, webhooks, metrics, images, health):
         app.include_router(module.router)
-
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        """Answers from the event loop alone: its latency is the loop's."""
-        return {"status": "ok"}
-
     return app
+
+
+def serve_metrics(s: ApiSettings, registry: CollectorRegistry) -> WSGIServer | None:
+    """METRICS_PORT: the first process to bind it serves every worker's metrics (with
+    PROMETHEUS_MULTIPROC_DIR); the others find it taken and leave it to that one."""
+    if not s.metrics_port:
+        return None
+    try:
+        server, _ = start_http_server(s.metrics_port, addr=s.metrics_host, registry=registry)
+    except OSError:
+        log.info("metrics port %d served by another process", s.metrics_port)
+        return None
+    return server

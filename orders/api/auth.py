@@ -12,7 +12,7 @@ from orders.api.dependencies import SettingsDep
 from orders.api.gates import unauthorized
 
 OPS_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The operators' key")
-OPS_PATHS = r"^/ops/|^/products/[^/]+/images$"
+OPS_PATHS = r"^/ops/|^/products/[^/]+/images$|^/metrics$"
 
 
 async def require_ops_key(

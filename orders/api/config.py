@@ -45,6 +45,12 @@ class ApiSettings(Settings):
 
     webhook_secret_grace_hours: float = 24.0  # both secrets sign for this long after a rotation
 
+    # /metrics without the operators' key, on a port of its own (0: only behind the key).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # /health/ready gives up on the database (and the broker) after this long.
+    ready_timeout_s: float = 1.0
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "ApiSettings":
         if self.environment == "production":

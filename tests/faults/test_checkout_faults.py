@@ -6,28 +6,10 @@ import asyncio
 import pytest
 
 from stack.samples import make_cart
-from tests.helpers import PROBLEM, count, eventually, running_app
+from tests.helpers import PROBLEM, REFUSED, count, eventually, running_app
 from tests.proxy import TcpProxy
 
 pytestmark = [pytest.mark.fault]
-
-REFUSED = "Refused By Trigger"
-
-
-@pytest.fixture
-def order_insert_fails(db):
-    """The database refuses an order for this customer, after the checkout authorized it."""
-    db.execute(
-        "CREATE OR REPLACE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS"
-        " $$ BEGIN RAISE EXCEPTION 'injected: the order cannot be written'; END $$"
-    )
-    db.execute(
-        'CREATE TRIGGER refuse_order BEFORE INSERT ON "order" FOR EACH ROW'
-        f" WHEN (NEW.customer_name = '{REFUSED}') EXECUTE FUNCTION refuse_order()"
-    )
-    yield
-    db.execute('DROP TRIGGER IF EXISTS refuse_order ON "order"')
-    db.execute("DROP FUNCTION IF EXISTS refuse_order()")
 
 
 def balanced(gateway, db) -> bool:

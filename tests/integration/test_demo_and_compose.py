@@ -91,6 +91,13 @@ def test_compose_yaml_is_valid_and_production_shaped():
     assert sorted(queues["worker"] + queues["renderer"]) == sorted(QUEUES)
     assert "ports" not in services["worker"]
     assert "ports" not in services["renderer"]
+    # Metrics on a port of their own, not published; JSON logs from every uvicorn process.
+    api = services["api"]
+    assert api["environment"]["METRICS_PORT"] == "9100"
+    assert api["ports"] == ["8000:8000"]
+    assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
+    assert api["command"][api["command"].index("--log-config") + 1] == "orders/logging.json"
+    assert Path(ROOT, "orders/logging.json").exists()
 
 
 def test_the_image_runs_as_a_non_root_user_with_weasyprint_libraries():

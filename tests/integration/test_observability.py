@@ -33,7 +33,7 @@ async def test_requests_over_the_budget_are_logged_and_counted(
     async with running_app(test_settings(request_budget_ms=0)) as client:
         with caplog.at_level(logging.WARNING, logger="orders.budget"):
             await client.get("/products")
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=OPS)).text
     assert "GET /products took" in caplog.text
     assert 'orders_http_over_budget_total{method="GET",route="/products"}' in metrics
 
@@ -41,7 +41,7 @@ async def test_requests_over_the_budget_are_logged_and_counted(
 async def test_metrics_show_latency_per_route_orders_by_status_and_outbox_lag(client, db):
     await client.post("/orders", json=make_cart(), headers=new_key())
     db.execute("UPDATE outbox SET created_at = now() - interval '90 seconds'")  # unpublished
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=OPS)).text
     assert (
         'orders_http_request_duration_seconds_bucket{le="0.5",method="POST",route="/orders",status="202"}'
         in metrics
@@ -53,11 +53,48 @@ async def test_metrics_show_latency_per_route_orders_by_status_and_outbox_lag(cl
     assert 90 <= float(lag.split()[-1]) < 120
 
 
-async def test_ops_endpoints_need_the_key(client):
-    for path in ("/ops/summary", "/ops/orders"):
+async def test_ops_endpoints_and_metrics_need_the_key(client):
+    for path in ("/ops/summary", "/ops/orders", "/metrics"):
         response = await client.get(path)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_port_serves_every_uvicorn_worker_without_the_key(processes, tmp_path):
+    """METRICS_PORT for an internal network: no key there, and with PROMETHEUS_MULTIPROC_DIR the
+    counts of both uvicorn workers summed, whichever answers; the public port still wants it."""
+    api_port, metrics_port = free_port(), free_port()
+    (tmp_path / "metrics").mkdir()
+    processes.env |= {
+        "METRICS_PORT": str(metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "OPS_API_KEY": OPS["X-API-Key"],
+    }
+    processes.api(api_port, "orders.main:app", "--workers", "2")
+    processes.ready()
+    api = f"http://127.0.0.1:{api_port}"
+    for _ in range(40):  # a new connection each: the kernel spreads them over both workers
+        httpx.get(f"{api}/products").raise_for_status()
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    public = httpx.get(f"{api}/metrics")
+    behind_key = httpx.get(f"{api}/metrics", headers=OPS)
+    served = (
+        'orders_http_request_duration_seconds_count{method="GET",route="/products",status="200"}'
+    )
+    for text in (scraped.text, behind_key.text):
+        count = next(line for line in text.splitlines() if line.startswith(served))
+        assert float(count.split()[-1]) == 40
+        assert "orders_outbox_lag_seconds" in text
+    assert scraped.status_code == 200
+    assert public.status_code == 401
+
+
+async def test_health_live_and_ready(client):
+    live = await client.get("/health/live")
+    ready = await client.get("/health/ready")
+    assert live.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "database": "ok", "broker": "ok"}
 
 
 async def test_ops_summary_orders_and_order_detail(db, test_settings, broker_url):

@@ -86,7 +86,7 @@ async def test_images_left_processing_by_a_crash_are_marked_interrupted_on_start
 
 @pytest.mark.slow
 async def test_the_event_loop_keeps_answering_while_a_batch_resizes(client, db):
-    """Probes of /health on the API's own loop keep coming back while six large images resize in
+    """Probes of /health/live on the API's own loop keep coming back while six large images resize in
     the pool. The latencies (and the same batch in threads) are printed; bench.loop_latency
     measures them properly."""
     data = sample_png()

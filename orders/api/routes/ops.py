@@ -4,20 +4,20 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from kombu.connection import Connection
-from sqlalchemy import func
 from sqlmodel import col, select
 
+from orders import figures
 from orders.api.auth import require_ops_key
 from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
 from orders.api.pagination import newest_first
 from orders.api.problems import Problem, not_found
 from orders.db import run
-from orders.lifecycle import NotRetryable, retry_failed, stalled_count
+from orders.lifecycle import NotRetryable, retry_failed
 from orders.messages import QUEUES
 from orders.models import (
     AuditLog,
@@ -26,13 +26,10 @@ from orders.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
-    Outbox,
     Payment,
     WebhookDelivery,
-    utcnow,
 )
 from orders.states import STATUS_BEFORE
-from orders.stats import percentile
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops_key)])
@@ -87,63 +84,8 @@ def queue_depths(broker_url: str) -> dict[str, int | None]:
 async def summary(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """What the ops dashboard shows at the top. `stalled`: orders found stalled, and their step
     enqueued again, in the last 24 hours."""
-    now = utcnow()
-    hour_ago = now - timedelta(hours=1)
-    by_status = dict(
-        (await session.exec(select(Order.status, func.count()).group_by(col(Order.status)))).all()
-    )
-    last_hour = dict(
-        (
-            await session.exec(
-                select(Order.status, func.count())
-                .where(col(Order.created_at) >= hour_ago)
-                .group_by(col(Order.status))
-            )
-        ).all()
-    )
-    completed = (
-        await session.exec(
-            select(OrderEvent.occurred_at, Order.created_at)
-            .join(Order, col(Order.id) == col(OrderEvent.order_id))
-            .where(
-                OrderEvent.type == "order.completed",
-                col(OrderEvent.occurred_at) >= now - timedelta(days=1),
-            )
-        )
-    ).all()
-    durations = sorted((done - placed).total_seconds() * 1000 for done, placed in completed)
-    oldest = (
-        await session.exec(
-            select(func.min(Outbox.created_at)).where(col(Outbox.published_at).is_(None))
-        )
-    ).one()
-    deliveries = dict(
-        (
-            await session.exec(
-                select(WebhookDelivery.status, func.count())
-                .where(col(WebhookDelivery.created_at) >= now - timedelta(days=1))
-                .group_by(col(WebhookDelivery.status))
-            )
-        ).all()
-    )
-    settled = deliveries.get("delivered", 0) + deliveries.get("failed", 0)
-    return {
-        "orders_by_status": by_status,
-        "orders_by_status_last_hour": last_hour,
-        "placed_to_completed_ms_last_24h": {
-            "count": len(durations),
-            "p50": percentile(durations, 50),
-            "p95": percentile(durations, 95),
-        },
-        "outbox_lag_s": (now - oldest).total_seconds() if oldest else 0.0,
-        "queue_depths": await asyncio.to_thread(queue_depths, settings.broker_url),
-        "failed_orders": by_status.get("failed", 0),
-        "stalled": await run(session, stalled_count, timedelta(days=1)),
-        "webhooks_last_24h": {
-            "by_status": deliveries,
-            "success_rate": deliveries.get("delivered", 0) / settled if settled else None,
-        },
-    }
+    figures_ = await run(session, figures.summary)
+    return figures_ | {"queue_depths": await asyncio.to_thread(queue_depths, settings.broker_url)}
 
 
 @router.get("/orders")
