@@ -12,7 +12,7 @@ from fastapi import Request
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
-from fulfillment.pdf import InvoiceDocument, render_invoice_pdf
+from fulfillment.pdf import invoice, render_pdf
 from orders.api.app import create_app
 from orders.api.config import settings
 from orders.api.schemas import OrderCreate
@@ -55,6 +55,6 @@ async def naive_order(body: OrderCreate) -> dict[str, int]:
         created_at=now,
         updated_at=now,
     )
-    document = InvoiceDocument("INV-NAIVE", now, order, SHOP)
-    pdf = await run_in_threadpool(render_invoice_pdf, document)  # even kept off the loop: slow
+    document = invoice("INV-NAIVE", now, order, SHOP)
+    pdf = await run_in_threadpool(render_pdf, document)  # even kept off the loop: slow
     return {"pdf_bytes": len(pdf)}

@@ -42,10 +42,10 @@ def median_render_s(samples: int) -> float:
     code = (
         "import time, statistics\n"
         "from stack.samples import make_invoice\n"
-        "from fulfillment.pdf import render_invoice_pdf\n"
-        "doc = make_invoice(); render_invoice_pdf(doc)\n"
+        "from fulfillment.pdf import render_pdf\n"
+        "doc = make_invoice(); render_pdf(doc)\n"
         f"times = []\nfor _ in range({samples}):\n"
-        "    t = time.perf_counter(); render_invoice_pdf(doc); times.append(time.perf_counter() - t)\n"
+        "    t = time.perf_counter(); render_pdf(doc); times.append(time.perf_counter() - t)\n"
         "print(statistics.median(times))\n"
     )
     out = subprocess.run(

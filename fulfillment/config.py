@@ -1,6 +1,8 @@
 """Settings of the worker side (workers and relay): the shared ones (orders.config) and what only
 the workers read."""
 
+from typing import Literal
+
 from orders.config import Settings
 
 
@@ -58,6 +60,9 @@ class WorkerSettings(Settings):
     shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"
     shop_vat_id: str = "GB123456789"
     shop_email: str = "billing@shop.example"
+    # Invoices and credit notes: paper size, and the locale that writes their amounts.
+    invoice_paper: Literal["A4", "Letter"] = "A4"
+    invoice_locale: str = "en_GB"
 
     # Fault injection for the poison-message test: a step of an order holding this SKU kills its
     # worker process. Empty (off) everywhere else.

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from fulfillment.config import WorkerSettings
-from fulfillment.pdf import InvoiceDocument, ShopDetails, render_invoice_pdf
+from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
 from fulfillment.runner import Context, begin, finish
 from orders import lifecycle
 from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
@@ -29,7 +29,7 @@ def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
         line.sku == ctx.settings.crash_on_sku for line in document.order.lines
     ):
         os.kill(os.getpid(), signal.SIGKILL)  # fault injection: see WorkerSettings.crash_on_sku
-    pdf = render_invoice_pdf(document)
+    pdf = render_pdf(document)
 
     def store(session: Session, order: Order) -> dict[str, str]:
         invoices = table(Invoice)
@@ -43,7 +43,7 @@ def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
     return finish(ctx, order_id, Step.RENDER_INVOICE, store)
 
 
-def number_invoice(ctx: Context, order_id: uuid.UUID) -> InvoiceDocument | None:
+def number_invoice(ctx: Context, order_id: uuid.UUID) -> BillingDocument | None:
     """Give the order its invoice number, once: the counter's row lock is held for milliseconds,
     and a rolled-back transaction gives its number back, so numbers have no gaps. A redelivery
     gets the number given before."""
@@ -51,8 +51,8 @@ def number_invoice(ctx: Context, order_id: uuid.UUID) -> InvoiceDocument | None:
         order = lifecycle.lock(session, order_id)
         if order is None or next_for(order.status, Step.RENDER_INVOICE) is not Next.RUN:
             return None
-        invoice = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
-        if invoice is None:
+        row = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
+        if row is None:
             counter = table(InvoiceCounter)
             number = session.exec(
                 update(counter)
@@ -60,13 +60,11 @@ def number_invoice(ctx: Context, order_id: uuid.UUID) -> InvoiceDocument | None:
                 .values(last_number=counter.c.last_number + 1)
                 .returning(counter.c.last_number)
             ).scalar_one()
-            invoice = Invoice(order_id=order_id, number=number, issued_at=utcnow())
-            session.add(invoice)
+            row = Invoice(order_id=order_id, number=number, issued_at=utcnow())
+            session.add(row)
         view = load_view(session, order)
         session.commit()
-    return InvoiceDocument(
-        invoice_number_text(invoice.number), invoice.issued_at, view, shop(ctx.settings)
-    )
+    return invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
 
 
 def invoice_number_text(number: int) -> str:
@@ -79,4 +77,6 @@ def shop(settings: WorkerSettings) -> ShopDetails:
         address_lines=tuple(part.strip() for part in settings.shop_address.split(",")),
         vat_id=settings.shop_vat_id,
         email=settings.shop_email,
+        paper=settings.invoice_paper,
+        locale=settings.invoice_locale,
     )

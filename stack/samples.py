@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fulfillment.pdf import InvoiceDocument, ShopDetails
+from fulfillment.pdf import BillingDocument, ShopDetails
 from orders.models import OrderStatus
 from orders.view import Address, Customer, Line, OrderView
 
@@ -18,7 +18,7 @@ SHOP = ShopDetails(
 
 
 def make_cart(**overrides: Any) -> dict[str, Any]:
-    """Ada's cart: two mugs and a notebook from the sample catalog, EUR 49.20 with tax."""
+    """Ada's cart: two mugs and a notebook from the sample catalog, €49.20 with tax."""
     cart: dict[str, Any] = {
         "customer": {"email": "ada@example.com", "name": "Ada Lovelace"},
         "shipping_address": {
@@ -39,9 +39,10 @@ def make_line(i: int) -> Line:
     return Line(f"SKU-{i:03d}", f"Catalog item {i}", 2, 1_450, 2_900)
 
 
-def make_invoice(**overrides: Any) -> InvoiceDocument:
+def make_invoice(**overrides: Any) -> BillingDocument:
     """Invoice INV-000042 for order 100042; keyword arguments replace fields of the document or,
-    for `lines`, `customer_name` and `shipping_line2`, of its order."""
+    for `lines`, `currency`, `customer_name`, `shipping_name` and `shipping_line2`, of its
+    order."""
     lines = overrides.pop(
         "lines", (make_line(1), Line("NB-A5", "Dot-grid notebook", 1, 1_200, 1_200))
     )
@@ -52,14 +53,14 @@ def make_invoice(**overrides: Any) -> InvoiceDocument:
         id=uuid.UUID(int=42),
         number=100042,
         status=OrderStatus.PAID,
-        currency="EUR",
+        currency=overrides.pop("currency", "EUR"),
         subtotal=subtotal,
         tax=tax,
         total=subtotal + tax,
         tax_rate_bps=2_000,
         customer=Customer("ada@example.com", overrides.pop("customer_name", "Ada Lovelace")),
         shipping_address=Address(
-            "Ada Lovelace",
+            overrides.pop("shipping_name", "Ada Lovelace"),
             "12 Analytical Row",
             overrides.pop("shipping_line2", None),
             "London",
@@ -70,5 +71,11 @@ def make_invoice(**overrides: Any) -> InvoiceDocument:
         created_at=issued_at,
         updated_at=issued_at,
     )
-    values: dict[str, Any] = {"number": "INV-000042", "issued_at": issued_at, "order": order}
-    return InvoiceDocument(**(values | {"shop": SHOP} | overrides))
+    values: dict[str, Any] = {
+        "title": "Invoice",
+        "number": "INV-000042",
+        "issued_at": issued_at,
+        "order": order,
+        "shop": SHOP,
+    }
+    return BillingDocument(**(values | overrides))

@@ -3,7 +3,6 @@ and waits with deadlines."""
 
 import asyncio
 import contextlib
-import io
 import os
 import time
 import uuid
@@ -14,7 +13,6 @@ import httpx
 import psycopg
 from alembic import command
 from alembic.config import Config
-from pypdf import PdfReader
 
 from orders.api.app import create_app
 from orders.api.config import ApiSettings
@@ -133,11 +131,6 @@ def stock(db: psycopg.Connection[Any], sku: str) -> tuple[int, int]:
     ).fetchone()
     assert row is not None
     return row[0], row[1]
-
-
-def pdf_text(pdf: bytes) -> tuple[int, str]:
-    reader = PdfReader(io.BytesIO(pdf))
-    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
 
 
 def assert_nothing_written(db: psycopg.Connection[Any]) -> None:

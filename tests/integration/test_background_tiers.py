@@ -46,7 +46,7 @@ async def test_the_order_received_email_arrives_with_the_order_number(db, test_s
     mail = mailbox.messages[0]
     assert mail["To"] == "ada@example.com"
     assert str(number) in mail["Subject"]
-    assert "EUR 49.20" in mail.get_payload()
+    assert "€49.20" in mail.get_payload(decode=True).decode()
 
 
 async def test_an_smtp_failure_is_logged_and_counted_and_the_202_stands(

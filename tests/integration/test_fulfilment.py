@@ -16,12 +16,12 @@ from tests.helpers import (
     event_types,
     eventually,
     invoice_numbers,
-    pdf_text,
     place,
     settle,
     status_of,
     stock,
 )
+from tests.pdfs import pdf_text
 
 
 async def test_an_order_goes_from_pending_to_completed_with_its_invoice(shop, db, fake_gateway):
@@ -43,7 +43,7 @@ async def test_an_order_goes_from_pending_to_completed_with_its_invoice(shop, db
     pages, text = pdf_text(response.content)
     assert pages >= 1
     assert "INV-000001" in text
-    assert "EUR 49.20" in text
+    assert "€49.20" in text
     stored = db.execute("SELECT sha256 FROM invoice").fetchone()
     assert response.headers["etag"] == f'"{stored[0]}"'
 

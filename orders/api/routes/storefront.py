@@ -34,6 +34,7 @@ from orders.checkout import Accepted, Declined, Replayed, place_order
 from orders.db import run
 from orders.idempotency import StoredResponse
 from orders.models import Invoice, OrderEvent, Payment, Product
+from orders.money import format_money
 from orders.view import OrderView, load_view
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def after_checkout(
     log.info("order %s placed", order.number)
     audit("order.placed", order_id=order.id, detail={"total": order.total})
     if settings.smtp_host:
-        total = f"{order.currency} {order.total / 100:.2f}"
+        total = format_money(order.total, order.currency)
         customer = order.customer
         email = order_received_email(settings, customer.email, customer.name, order.number, total)
         background.add_task(send_order_received, settings, email)
