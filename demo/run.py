@@ -24,11 +24,13 @@ from demo.shop import (
     console,
     follow,
     place_all,
+    refund_one,
     save_invoices,
     settle_webhooks,
     step_timings,
     verify_webhooks,
 )
+from orders.money import format_money
 from orders.stats import percentile
 from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
@@ -57,6 +59,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
     folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder / "logs", ignore_errors=True)
     shutil.rmtree(folder / "invoices", ignore_errors=True)
+    shutil.rmtree(folder / "credit-notes", ignore_errors=True)
     shutil.rmtree(folder / "mail", ignore_errors=True)
     env = stack_env(stack, folder)
     console.print(
@@ -95,7 +98,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         httpx.put(f"{receiver}/_admin/script/flaky", json={"statuses": [503, 503]})
         secrets = {}
         for path, types in (
-            ("shop", [*STEPS, "order.cancelled"]),
+            ("shop", [*STEPS, "order.cancelled", "order.refunded"]),
             ("flaky", ["order.completed"]),
         ):
             endpoint = httpx.post(
@@ -107,6 +110,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
 
         accepted, latencies, notes = asyncio.run(place_all(api, count))
         statuses = follow(api, accepted, timeout_s)
+        refund = refund_one(api, accepted, statuses, folder / "credit-notes", timeout_s)
         settle_webhooks(api, timeout_s)
         timings = step_timings(api, accepted)
         invoices = save_invoices(api, accepted, folder / "invoices")
@@ -132,14 +136,15 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "emails_caught": emails,
         "invoices_saved": invoices,
         "invoice_folder": str(folder / "invoices"),
+        "refund": refund,
         "wall_time_s": round(time.monotonic() - started_at, 1),
         "pids": pids,
     }
     print_summary(summary)
     if summary_path:
         summary_path.write_text(json.dumps(summary, indent=2))
-    settled = all(s in ("completed", "cancelled", "failed") for s in statuses.values())
-    return 0 if settled and len(statuses) == len(accepted) else 1
+    settled = all(s in ("completed", "cancelled", "failed", "refunded") for s in statuses.values())
+    return 0 if settled and len(statuses) == len(accepted) and refund else 1
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -164,6 +169,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     table.add_row("order-received emails caught", str(summary["emails_caught"]))
     table.add_row("invoice PDFs", f"{summary['invoices_saved']} in {summary['invoice_folder']}")
+    if refund := summary["refund"]:
+        amount = format_money(refund["amount"], refund["currency"])
+        table.add_row(
+            "credit note",
+            f"{refund['credit_note']}: order {refund['order']} cancelled after capture, "
+            f"{amount} refunded",
+        )
+        table.add_row("", f"in {Path(refund['path']).parent}")
+    else:
+        table.add_row("credit note", "[red]none: no order could be refunded")
     table.add_row("wall time", f"{summary['wall_time_s']} s")
     console.print(table)
 

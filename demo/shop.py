@@ -86,7 +86,7 @@ def status_table(orders: list[dict[str, Any]], statuses: dict[str, str]) -> Tabl
     table.add_column("number")
     table.add_column("kind")
     table.add_column("status")
-    colours = {"completed": "green", "cancelled": "yellow", "failed": "red"}
+    colours = {"completed": "green", "cancelled": "yellow", "refunded": "yellow", "failed": "red"}
     for order in sorted(orders, key=lambda o: o["number"])[:40]:
         status = statuses.get(order["id"], "pending")
         table.add_row(
@@ -175,3 +175,46 @@ def verify_webhooks(receiver: str, secrets: dict[str, str]) -> dict[str, dict[st
         ids = {m["headers"]["webhook-id"] for m in received}
         report[path] = {"received": len(received), "verified": verified, "distinct_ids": len(ids)}
     return report
+
+
+def refund_one(
+    api: str, orders: list[dict[str, Any]], statuses: dict[str, str], folder: Path, timeout_s: float
+) -> dict[str, Any] | None:
+    """The merchant cancels one completed order after its capture: the money goes back and a
+    credit note is issued; the storefront fetches it with the order's token."""
+    completed = [
+        o for o in orders if statuses.get(o["id"]) == "completed" and o["label"] == "order"
+    ]
+    if not completed:
+        return None
+    order = completed[0]
+    auth = {"Authorization": f"Bearer {order['access_token']}"}
+    headers = {"X-API-Key": OPS_KEY, "Idempotency-Key": str(uuid.uuid4())}
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=api, timeout=10) as client:
+        cancel = client.post(
+            f"/ops/orders/{order['id']}/cancel", headers=headers, json={"reason": "demo: returned"}
+        ).json()
+        while time.monotonic() < deadline:
+            events = client.get(order["events_url"], headers=auth).json()
+            refunded = [e for e in events if e["type"] == "order.refunded"]
+            if refunded:
+                number = refunded[0]["data"]["refund"]["credit_note"]
+                url = f"/orders/{order['id']}/credit-notes/{number}.pdf"
+                response = client.get(url, headers=auth)
+                if response.status_code == 200:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    path = folder / f"credit-note-{number}.pdf"
+                    path.write_bytes(response.content)
+                    statuses[order["id"]] = client.get(order["status_url"], headers=auth).json()[
+                        "status"
+                    ]
+                    return {
+                        "order": order["number"],
+                        "credit_note": number,
+                        "amount": cancel["amount"],
+                        "currency": order["currency"],
+                        "path": str(path),
+                    }
+            time.sleep(0.25)
+    return None

@@ -28,6 +28,10 @@ class Behaviour(BaseModel):
     failure_status: int = 500
 
 
+class RefundRequest(BaseModel):
+    amount: int
+
+
 class AuthorizeRequest(BaseModel):
     token: str
     amount: int
@@ -43,6 +47,8 @@ class Ledger:
     requests: int = 0
     captures: int = 0
     voids: int = 0
+    refunds: int = 0
+    refunded: dict[str, int] = field(default_factory=dict)  # authorization id -> amount
 
 
 @dataclass
@@ -111,6 +117,32 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
 
         return await once(idempotency_key, make)
 
+    # Before the capture/void route, which would take "refunds" for an action.
+    @app.post("/v1/authorizations/{auth_id}/refunds")
+    async def refund(
+        auth_id: str, body: RefundRequest, idempotency_key: str | None = Header(default=None)
+    ) -> JSONResponse:
+        def make(book: Ledger) -> tuple[int, dict[str, Any]]:
+            auth = book.authorizations.get(auth_id)
+            if auth is None:
+                return 404, {"error": {"code": "resource_missing"}}
+            if auth["status"] != "captured":
+                return 409, {"error": {"code": f"charge_{auth['status']}"}}
+            done = book.refunded.get(auth_id, 0)
+            if body.amount <= 0 or done + body.amount > auth["amount"]:
+                return 400, {
+                    "error": {"code": "amount_too_large", "refundable": auth["amount"] - done}
+                }
+            book.refunded[auth_id] = done + body.amount
+            book.refunds += 1
+            return 201, {
+                "id": f"re_{uuid.uuid4().hex}",
+                "amount": body.amount,
+                "status": "succeeded",
+            }
+
+        return await once(idempotency_key, make)
+
     @app.post("/v1/authorizations/{auth_id}/{action}")
     async def settle(
         auth_id: str, action: str, idempotency_key: str | None = Header(default=None)
@@ -142,6 +174,8 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             "authorizations": len(book.authorizations),
             "captures": book.captures,
             "voids": book.voids,
+            "refunds": book.refunds,
+            "refunded_amount": sum(book.refunded.values()),
         }
 
     @app.put("/_admin/config")

@@ -4,7 +4,7 @@ authorization (through the outbox: the void may need retries)."""
 
 import uuid
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from fulfillment.runner import Context, begin, cancel, finish
@@ -65,35 +65,3 @@ def reserve_stock(session: Session, order_id: uuid.UUID) -> str | None:
             return str(sku)
         session.exec(insert(reservations).values(order_id=order_id, sku=sku, quantity=quantity))
     return None
-
-
-def consume_stock(session: Session, order_id: uuid.UUID) -> int:
-    """The order shipped: what it reserved leaves the shelf. On-hand and reserved both fall by
-    the quantity, in the caller's transaction; safe to run twice."""
-    return _settle_reservations(session, order_id, shipped=True)
-
-
-def release_stock(session: Session, order_id: uuid.UUID) -> int:
-    """Give back what the order holds, in the caller's transaction; safe to run twice."""
-    return _settle_reservations(session, order_id, shipped=False)
-
-
-def _settle_reservations(session: Session, order_id: uuid.UUID, shipped: bool) -> int:
-    products, reservations = table(Product), table(StockReservation)
-    released = session.exec(
-        delete(reservations)
-        .where(reservations.c.order_id == order_id)
-        .returning(reservations.c.sku, reservations.c.quantity)
-    ).all()
-    for sku, quantity in sorted(released):  # one lock order for every transaction
-        on_hand = products.c.stock_on_hand - quantity if shipped else products.c.stock_on_hand
-        session.exec(
-            update(products)
-            .where(products.c.sku == sku)
-            .values(
-                stock_on_hand=on_hand,
-                stock_reserved=products.c.stock_reserved - quantity,
-                updated_at=utcnow(),
-            )
-        )
-    return len(released)

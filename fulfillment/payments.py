@@ -1,5 +1,6 @@
 """capture_payment, the second step, and the compensations on the card: a declined capture cancels
-the order and gives its stock back; a cancelled order's authorization is voided."""
+the order and gives its stock back; a cancelled order's authorization is voided (or, when the
+capture got there first, refunded)."""
 
 import logging
 import uuid
@@ -7,12 +8,24 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from fulfillment.inventory import release_stock
 from fulfillment.runner import Context, begin, cancel, finish
 from orders import lifecycle
-from orders.models import Order, OrderStatus, Payment, PaymentStatus, table, utcnow
+from orders.messages import RefundPayment, enqueue
+from orders.models import (
+    Cancellation,
+    CancellationKind,
+    CancellationStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    table,
+    utcnow,
+)
 from orders.payments import CaptureDeclined
 from orders.states import Next, Step
+from orders.stock import release_stock
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +49,35 @@ def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
     def captured(session: Session, order: Order) -> None:
         _set_status(session, order_id, PaymentStatus.CAPTURED)
 
-    return finish(ctx, order_id, Step.CAPTURE_PAYMENT, captured)
+    decision = finish(ctx, order_id, Step.CAPTURE_PAYMENT, captured)
+    if decision is Next.STOP:
+        refund_capture_of_cancelled(ctx, order_id)
+    return decision
+
+
+def refund_capture_of_cancelled(ctx: Context, order_id: uuid.UUID) -> None:
+    """An operator cancelled the order while its capture was on its way to the gateway: the void
+    asked for cannot release money already taken, so the cancellation becomes a refund of it."""
+    with ctx.sessions() as session:
+        order = lifecycle.lock(session, order_id)
+        if order is None or order.status != OrderStatus.CANCELLED:
+            return
+        void = session.exec(
+            select(Cancellation).where(
+                Cancellation.order_id == order_id, Cancellation.kind == CancellationKind.VOID
+            )
+        ).first()
+        payment = session.exec(select(Payment).where(Payment.order_id == order_id)).one()
+        if void is None or payment.status != PaymentStatus.AUTHORIZED:
+            return
+        _set_status(session, order_id, PaymentStatus.CAPTURED)
+        lines = session.exec(select(OrderLine).where(OrderLine.order_id == order_id)).all()
+        void.kind, void.amount = CancellationKind.REFUND, payment.amount
+        void.lines = {line.sku: line.quantity for line in lines}
+        session.add(void)
+        enqueue(session, RefundPayment(order_id=order_id, cancellation_id=void.id))
+        session.commit()
+    log.warning("order %s was captured as it was cancelled: refunding the capture", order_id)
 
 
 def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
@@ -47,6 +88,15 @@ def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
     ctx.gateway.void(payment.authorization_id, idempotency_key=f"order-{order_id}-void")
     with ctx.sessions() as session:
         _set_status(session, order_id, PaymentStatus.VOIDED)
+        cancellations = table(Cancellation)
+        session.exec(  # an operator's cancellation, if that is what this void answers
+            update(cancellations)
+            .where(
+                cancellations.c.order_id == order_id,
+                cancellations.c.kind == CancellationKind.VOID,
+            )
+            .values(status=CancellationStatus.DONE, done_at=utcnow())
+        )
         order = lifecycle.lock(session, order_id)
         if order is not None:
             base_url = ctx.settings.public_base_url

@@ -42,6 +42,8 @@ class BillingDocument:
     shop: ShopDetails
     lines: tuple[Line, ...] = field(default=())
     refers_to: str | None = None
+    # A credit note's tax is what the refund gave back, so its total is the refund to the cent.
+    tax_amount: int | None = None
 
     def __post_init__(self) -> None:
         if self.issued_at.tzinfo is None or self.issued_at.utcoffset() is None:
@@ -55,6 +57,8 @@ class BillingDocument:
 
     @property
     def tax(self) -> int:
+        if self.tax_amount is not None:
+            return self.tax_amount
         if self.lines == self.order.lines:
             return self.order.tax
         return tax_on(self.subtotal, self.order.tax_rate_bps)

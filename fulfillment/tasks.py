@@ -11,7 +11,7 @@ import httpx
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from fulfillment import deliveries, inventory, invoices, notify, payments, warehouse
+from fulfillment import deliveries, inventory, invoices, notify, payments, refunds, warehouse
 from fulfillment.celery_app import app
 from fulfillment.config import settings
 from fulfillment.runner import Context, delivery_finished, mark_failed
@@ -102,6 +102,23 @@ def void_payment(order_id: str) -> None:
 )
 def void_authorization(order_id: str, authorization_id: str) -> None:
     payments.void_authorization(context(), uuid.UUID(order_id), authorization_id)
+
+
+@app.task(
+    name=messages.REFUND_PAYMENT.name,
+    # Money owed to a customer goes back: keep trying, backing off.
+    **retried(GatewayUnavailable, OperationalError, max_retries=None),
+)
+def refund_payment(cancellation_id: str) -> None:
+    refunds.refund_payment(context(), uuid.UUID(cancellation_id))
+
+
+@app.task(
+    name=messages.RENDER_CREDIT_NOTE.name,
+    **retried(OperationalError, max_retries=MAX_RETRIES),
+)
+def render_credit_note(cancellation_id: str) -> None:
+    refunds.render_credit_note(context(), uuid.UUID(cancellation_id))
 
 
 @app.task(

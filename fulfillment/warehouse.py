@@ -9,11 +9,11 @@ import uuid
 import httpx
 from sqlmodel import col, select
 
-from fulfillment.inventory import consume_stock
 from fulfillment.runner import Context
 from orders import lifecycle
 from orders.messages import ShipOrder, enqueue
 from orders.models import Order, OrderLine, OrderStatus, utcnow
+from orders.stock import consume_stock
 
 
 class WarehouseUnavailable(Exception):
@@ -76,10 +76,14 @@ def sync_warehouse(ctx: Context, order_id: uuid.UUID) -> None:
         session.commit()
 
 
+# A completed order ships; so does one with some lines refunded (the rest still goes out).
+SHIPPABLE = (OrderStatus.COMPLETED, OrderStatus.PARTIALLY_REFUNDED)
+
+
 def ship_order(ctx: Context, order_id: uuid.UUID) -> None:
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
-        if order is None or order.shipped_at is not None or order.status != OrderStatus.COMPLETED:
+        if order is None or order.shipped_at is not None or order.status not in SHIPPABLE:
             return
     client(ctx).ship(order_id)
     with ctx.sessions() as session:

@@ -42,6 +42,8 @@ RENDER_INVOICE = Task("fulfillment.render_invoice", Queue.INVOICES)
 NOTIFY = Task("fulfillment.notify", Queue.STEPS, priority=MAX_PRIORITY)
 VOID_PAYMENT = Task("fulfillment.void_payment", Queue.STEPS, priority=MAX_PRIORITY)
 VOID_AUTHORIZATION = Task("fulfillment.void_authorization", Queue.STEPS, priority=MAX_PRIORITY)
+REFUND_PAYMENT = Task("fulfillment.refund_payment", Queue.STEPS, priority=MAX_PRIORITY)
+RENDER_CREDIT_NOTE = Task("fulfillment.render_credit_note", Queue.INVOICES)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
 SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
 DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
@@ -56,6 +58,8 @@ TASKS = (
     *STEP_TASKS.values(),
     VOID_PAYMENT,
     VOID_AUTHORIZATION,
+    REFUND_PAYMENT,
+    RENDER_CREDIT_NOTE,
     SYNC_WAREHOUSE,
     SHIP_ORDER,
     DELIVER_WEBHOOK,
@@ -118,6 +122,29 @@ class VoidAuthorization(Message):
         return (str(self.order_id), self.authorization_id)
 
 
+class RefundPayment(Message):
+    """Give back what an operator's cancellation refunds, then record it and number its credit
+    note."""
+
+    kind = "refund_payment"
+    runs = REFUND_PAYMENT
+    cancellation_id: uuid.UUID
+
+    def task_args(self) -> tuple[str, ...]:
+        return (str(self.cancellation_id),)
+
+
+class RenderCreditNote(Message):
+    """Render a numbered credit note's PDF."""
+
+    kind = "render_credit_note"
+    runs = RENDER_CREDIT_NOTE
+    cancellation_id: uuid.UUID
+
+    def task_args(self) -> tuple[str, ...]:
+        return (str(self.cancellation_id),)
+
+
 class SyncWarehouse(Message):
     """Tell the warehouse what the order reserved."""
 
@@ -144,6 +171,8 @@ MESSAGES: tuple[type[Message], ...] = (
     RunStep,
     VoidPayment,
     VoidAuthorization,
+    RefundPayment,
+    RenderCreditNote,
     SyncWarehouse,
     ShipOrder,
     DeliverWebhooks,

@@ -1,5 +1,5 @@
-"""The card gateway, both halves: authorization at checkout (async, in the API), capture and void
-after it (sync, in the workers). A sandbox that answers in-process, and clients for a Stripe-like
+"""The card gateway, both halves: authorization at checkout (async, in the API), capture, void and
+refund after it (sync, in the workers). A sandbox that answers in-process, and clients for a Stripe-like
 REST gateway (`fakes.gateway` speaks it on loopback). Every call carries an idempotency key derived
 from the order, so a retried call finds the first one's effect instead of repeating it."""
 
@@ -61,6 +61,9 @@ class Authorizer(Protocol):
 class Settler(Protocol):
     def capture(self, authorization_id: str, idempotency_key: str) -> None: ...
     def void(self, authorization_id: str, idempotency_key: str) -> None: ...
+    def refund(self, authorization_id: str, amount: int, idempotency_key: str) -> str:
+        """Give back `amount` of a captured payment; returns the gateway's refund id."""
+        ...
 
 
 def token_fingerprint(token: str, secret_key: str) -> str:
@@ -117,6 +120,10 @@ class SandboxGateway:
 
     def void(self, authorization_id: str, idempotency_key: str) -> None:
         self.asked.append(("void", authorization_id))
+
+    def refund(self, authorization_id: str, amount: int, idempotency_key: str) -> str:
+        self.asked.append(("refund", authorization_id))
+        return "re_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
     async def aclose(self) -> None:
         return None
@@ -180,7 +187,7 @@ class HttpAuthorizer:
 
 
 class HttpSettler:
-    """Capture and void over HTTP, from the workers (Celery tasks are synchronous)."""
+    """Capture, void and refund over HTTP, from the workers (Celery tasks are synchronous)."""
 
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         self._client = client or httpx.Client(**_client_options(settings))
@@ -197,9 +204,20 @@ class HttpSettler:
             f"/v1/authorizations/{authorization_id}/void", idempotency_key
         ).raise_for_status()
 
-    def _post(self, path: str, idempotency_key: str) -> httpx.Response:
+    def refund(self, authorization_id: str, amount: int, idempotency_key: str) -> str:
+        response = self._post(
+            f"/v1/authorizations/{authorization_id}/refunds", idempotency_key, {"amount": amount}
+        )
+        response.raise_for_status()
+        return str(_json_or_unavailable(response)["id"])
+
+    def _post(
+        self, path: str, idempotency_key: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         try:
-            response = self._client.post(path, headers={"Idempotency-Key": idempotency_key})
+            response = self._client.post(
+                path, headers={"Idempotency-Key": idempotency_key}, json=body
+            )
         except httpx.TransportError as exc:
             raise GatewayUnavailable(f"payment gateway unreachable: {exc!r}") from exc
         if response.status_code >= 500 or response.status_code == 429 or _still_running(response):

@@ -24,6 +24,7 @@ EVENT_TYPES = (
     "order.completed",
     "order.shipped",
     "order.cancelled",
+    "order.refunded",
     "order.failed",
     "order.retry_requested",
     "payment.voided",

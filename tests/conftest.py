@@ -42,6 +42,8 @@ TABLES = ", ".join(
         "payment",
         "order_line",
         "stock_reservation",
+        "credit_note",
+        "cancellation",
         "invoice",
         '"order"',
         "product",
@@ -71,6 +73,7 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
         conn.execute("ALTER SEQUENCE order_number_seq RESTART")
         conn.execute("UPDATE invoice_counter SET last_number = 0")
+        conn.execute("UPDATE credit_note_counter SET last_number = 0")
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO product (sku, name, unit_price, currency, stock_on_hand,"

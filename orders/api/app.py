@@ -24,7 +24,7 @@ from orders.api.gates import BodyGate, OpsKeyGate
 from orders.api.middleware import Deadline, RequestObserver
 from orders.api.openapi import problem_documenter
 from orders.api.problems import install_problem_handlers
-from orders.api.routes import health, images, ops, storefront, webhooks
+from orders.api.routes import cancellations, health, images, ops, storefront, webhooks
 from orders.db import (
     make_async_engine,
     make_async_sessionmaker,
@@ -112,7 +112,7 @@ def create_app(s: ApiSettings) -> FastAPI:
     )
     app.add_middleware(OpsKeyGate, key=s.ops_api_key, paths=re.compile(OPS_PATHS))
     app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
-    for module in (storefront, ops, webhooks, metrics, images, health):
+    for module in (storefront, ops, cancellations, webhooks, metrics, images, health):
         app.include_router(module.router)
     return app
 

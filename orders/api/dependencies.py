@@ -4,14 +4,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Header, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders import access, context
 from orders.api.aftercare import write_audit
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
-from orders.api.problems import not_found
+from orders.api.problems import Problem, not_found
 from orders.db import run
 from orders.models import Order
 from orders.payments import Authorizer
@@ -90,3 +90,35 @@ async def valid_order(order_id: uuid.UUID, request: Request, session: SessionDep
 
 
 OrderDep = Annotated[Order, Depends(valid_order)]
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,255}$",  # visible ASCII
+        description="A fresh UUID per attempt; a retry of the same attempt sends the same key",
+    ),
+]
+
+
+async def idempotency_key(request: Request, key: IdempotencyKeyHeader = None) -> str:
+    """Exactly one Idempotency-Key: retries of a write are safe only with one."""
+    if not key:
+        raise Problem(
+            400,
+            "idempotency-key-missing",
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header (a fresh UUID per attempt) so retries are safe.",
+        )
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise Problem(
+            400,
+            "idempotency-key-repeated",
+            "One Idempotency-Key, please",
+            "The request carries several Idempotency-Key headers; send exactly one.",
+        )
+    return key
+
+
+IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]

@@ -17,11 +17,23 @@ from orders.models.order import (
     next_order_number,
 )
 from orders.models.payment import Payment, PaymentStatus
+from orders.models.refund import (
+    Cancellation,
+    CancellationKind,
+    CancellationStatus,
+    CreditNote,
+    CreditNoteCounter,
+)
 from orders.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "FIRST_ORDER_NUMBER",
     "AuditLog",
+    "Cancellation",
+    "CancellationKind",
+    "CancellationStatus",
+    "CreditNote",
+    "CreditNoteCounter",
     "DeliveryStatus",
     "IdempotencyKey",
     "IdempotencyStatus",

@@ -47,10 +47,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def status_column(enum: type[StrEnum]) -> Any:
+def status_column(enum: type[StrEnum], length: int = 16) -> Any:
     """Stored as its value in a VARCHAR: adding a state needs no ALTER TYPE."""
     return SAEnum(
-        enum, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
+        enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
     )
 
 

@@ -24,6 +24,9 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    # After capture: every line refunded (a cancelled order whose money went back), or some.
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
 
 
 class Order(SQLModel, table=True):
@@ -42,7 +45,9 @@ class Order(SQLModel, table=True):
             unique=True,
         ),
     )
-    status: OrderStatus = Field(default=OrderStatus.PENDING, sa_type=status_column(OrderStatus))
+    status: OrderStatus = Field(
+        default=OrderStatus.PENDING, sa_type=status_column(OrderStatus, length=24)
+    )
     customer_email: str = Field(max_length=254)
     customer_name: str = Field(max_length=200)
     shipping_name: str = Field(max_length=200)

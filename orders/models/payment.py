@@ -14,6 +14,8 @@ class PaymentStatus(StrEnum):
     CAPTURED = "captured"
     DECLINED = "declined"  # the capture was refused
     VOIDED = "voided"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
 
 
 class Payment(SQLModel, table=True):
@@ -22,7 +24,7 @@ class Payment(SQLModel, table=True):
     gateway: str = Field(max_length=32)
     authorization_id: str = Field(max_length=100, unique=True)
     status: PaymentStatus = Field(
-        default=PaymentStatus.AUTHORIZED, sa_type=status_column(PaymentStatus)
+        default=PaymentStatus.AUTHORIZED, sa_type=status_column(PaymentStatus, length=24)
     )
     amount: int
     currency: str = Field(max_length=3)

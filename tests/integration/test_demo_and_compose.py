@@ -40,7 +40,10 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
 
     statuses = summary["final_statuses"]
     assert statuses["cancelled"] == 1  # the out-of-stock order
-    assert statuses["completed"] == summary["orders_placed"] - 1
+    assert statuses["completed"] == summary["orders_placed"] - 2
+    assert statuses["refunded"] == 1  # one order cancelled after capture
+    assert summary["refund"]["credit_note"] == "CN-000001"
+    assert Path(summary["refund"]["path"]).read_bytes().startswith(b"%PDF")
     assert any("declined card: 402" in note for note in summary["notes"])
     assert any("double submit: same order both times: True" in note for note in summary["notes"])
     for path, report in summary["webhooks"].items():
@@ -49,7 +52,7 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
         summary["webhooks"]["flaky"]["received"] == summary["webhooks"]["flaky"]["distinct_ids"] + 2
     )
     assert summary["emails_caught"] == summary["orders_placed"]
-    assert summary["invoices_saved"] == statuses["completed"]
+    assert summary["invoices_saved"] == statuses["completed"] + statuses["refunded"]
     for pid in summary["pids"]:  # nothing left running
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

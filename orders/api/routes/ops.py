@@ -21,6 +21,8 @@ from orders.lifecycle import NotRetryable, retry_failed
 from orders.messages import QUEUES
 from orders.models import (
     AuditLog,
+    Cancellation,
+    CreditNote,
     Invoice,
     Order,
     OrderEvent,
@@ -29,6 +31,7 @@ from orders.models import (
     Payment,
     WebhookDelivery,
 )
+from orders.refunds import credit_note_text
 from orders.states import STATUS_BEFORE
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,16 @@ async def order_detail(order_id: uuid.UUID, session: SessionDep) -> dict[str, An
         .where(OrderEvent.order_id == order_id)
         .order_by(col(WebhookDelivery.created_at))
     )
+    cancellations = await session.exec(
+        select(Cancellation)
+        .where(Cancellation.order_id == order_id)
+        .order_by(col(Cancellation.seq))
+    )
+    notes = await session.exec(
+        select(CreditNote.number, CreditNote.cancellation_id, CreditNote.rendered_at).where(
+            CreditNote.order_id == order_id
+        )
+    )
     audit_rows = await session.exec(
         select(AuditLog).where(AuditLog.order_id == order_id).order_by(col(AuditLog.at))
     )
@@ -154,6 +167,18 @@ async def order_detail(order_id: uuid.UUID, session: SessionDep) -> dict[str, An
         else None,
         "webhook_deliveries": [
             d.model_dump(mode="json", exclude={"in_flight_until"}) for d in deliveries
+        ],
+        "cancellations": [
+            c.model_dump(mode="json", exclude={"request_hash", "idempotency_key"})
+            for c in cancellations
+        ],
+        "credit_notes": [
+            {
+                "number": credit_note_text(n),
+                "cancellation_id": str(c),
+                "rendered_at": r and r.isoformat(),
+            }
+            for n, c, r in notes
         ],
         "audit": [a.model_dump(mode="json") for a in audit_rows],
     }

@@ -2,9 +2,8 @@
 
 import logging
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
@@ -15,6 +14,7 @@ from orders.api.config import ApiSettings
 from orders.api.dependencies import (
     AuditDep,
     GatewayDep,
+    IdempotencyKeyDep,
     OrderDep,
     RegistryDep,
     SessionDep,
@@ -33,21 +33,12 @@ from orders.api.telemetry import ping
 from orders.checkout import Accepted, Declined, Replayed, place_order
 from orders.db import run
 from orders.idempotency import StoredResponse
-from orders.models import Invoice, OrderEvent, Payment, Product
+from orders.models import CreditNote, Invoice, OrderEvent, Payment, Product
 from orders.money import format_money
 from orders.view import OrderView, load_view
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        pattern=r"^[\x21-\x7e]{1,255}$",  # visible ASCII
-        description="A fresh UUID per checkout attempt",
-    ),
-]
 
 
 @router.get("/products", response_model=list[ProductPublic])
@@ -87,22 +78,8 @@ async def checkout(
     background: BackgroundTasks,
     registry: RegistryDep,
     request: Request,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> Response:
-    if not idempotency_key:
-        raise Problem(
-            400,
-            "idempotency-key-missing",
-            "Idempotency-Key required",
-            "Send an Idempotency-Key header (a fresh UUID per checkout) so retries are safe.",
-        )
-    if len(request.headers.getlist("idempotency-key")) > 1:
-        raise Problem(
-            400,
-            "idempotency-key-repeated",
-            "One Idempotency-Key, please",
-            "The request carries several Idempotency-Key headers; send exactly one.",
-        )
 
     def answer(outcome: Accepted | Declined) -> StoredResponse:
         """What this request answers, stored for a replay (without the order's access token)."""
@@ -207,6 +184,36 @@ async def get_invoice_pdf(order: OrderDep, session: SessionDep) -> Response:
         headers={
             "content-disposition": f'inline; filename="invoice-{invoice.number}.pdf"',
             "etag": f'"{invoice.sha256}"',
+            "cache-control": "private, max-age=86400",
+        },
+    )
+
+
+@router.get(
+    "/orders/{order_id}/credit-notes/{number}.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Not rendered yet"}},
+)
+async def get_credit_note_pdf(order: OrderDep, number: str, session: SessionDep) -> Response:
+    """A credit note of the order (`CN-000001`), once rendered."""
+    digits = number.removeprefix("CN-")
+    note = None
+    if number.startswith("CN-") and digits.isdigit() and len(digits) <= 12:
+        note = (
+            await session.exec(
+                select(CreditNote).where(
+                    CreditNote.order_id == order.id, CreditNote.number == int(digits)
+                )
+            )
+        ).first()
+    if note is None or note.pdf is None:
+        raise not_found("credit note of this order with this number yet")
+    return Response(
+        note.pdf,
+        media_type="application/pdf",
+        headers={
+            "content-disposition": f'inline; filename="credit-note-{number}.pdf"',
+            "etag": f'"{note.sha256}"',
             "cache-control": "private, max-age=86400",
         },
     )
