@@ -22,7 +22,7 @@ WORKER_NAME ?= worker
 N ?= 12
 
 .PHONY: help install system-deps compose-tools demo test lint fmt typecheck services migrate \
-	migration seed serve worker relay gateway bench compose-check clean
+	migration seed serve worker relay gateway bench docs-images compose-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ typecheck: install
 
 bench: install services  ## the 500 ms rule measured: 4 to 6.5 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
+
+docs-images: install  ## the README's pictures of an invoice and a credit note, from the templates
+	$(BIN)/python scripts/docs_images.py
 
 compose-check: compose-tools  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
 	SECRET_KEY=check OPS_API_KEY=check docker-compose -f compose.yaml config --quiet && echo "compose.yaml is valid"

@@ -80,5 +80,5 @@ def overlapping_words(pdf: bytes) -> list[tuple[Word, Word]]:
 
 def save_page_png(pdf: bytes, path: Path, page: int = 1, dpi: int = 100) -> Path:
     with pdfplumber.open(io.BytesIO(pdf)) as doc:
-        doc.pages[page - 1].to_image(resolution=dpi).save(path)
+        doc.pages[page - 1].to_image(resolution=dpi, antialias=True).save(path)
     return path
