@@ -11,20 +11,16 @@ from sqlmodel import Session, select
 
 from fulfillment.config import WorkerSettings
 from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
-from fulfillment.runner import Context, begin, finish
-from orders import lifecycle
+from fulfillment.runner import Context, count_delivery, finish
 from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
-from orders.states import Next, Step, next_for
+from orders.states import Next, Step
 from orders.view import load_view
 
 
 def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
-    decision = begin(ctx, order_id, Step.RENDER_INVOICE)
-    if decision is not Next.RUN:
-        return decision
-    document = number_invoice(ctx, order_id)
+    decision, document = start_render(ctx, order_id)
     if document is None:
-        return Next.DONE
+        return decision
     if ctx.settings.crash_on_sku and any(
         line.sku == ctx.settings.crash_on_sku for line in document.order.lines
     ):
@@ -40,17 +36,22 @@ def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
         )
         return {"invoice_number": document.number}
 
-    return finish(ctx, order_id, Step.RENDER_INVOICE, store)
+    lines = document.order.lines
+    return finish(ctx, order_id, Step.RENDER_INVOICE, store, lines)
 
 
-def number_invoice(ctx: Context, order_id: uuid.UUID) -> BillingDocument | None:
-    """Give the order its invoice number, once: the counter's row lock is held for milliseconds,
-    and a rolled-back transaction gives its number back, so numbers have no gaps. A redelivery
-    gets the number given before."""
+def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocument | None]:
+    """Count the delivery and give the order its invoice number, in one transaction committed
+    before the render: the counter's row lock is held for milliseconds, and a rolled-back
+    transaction gives its number back, so numbers have no gaps. A redelivery gets the number
+    given before. The document to render, if there is work to do."""
     with ctx.sessions() as session:
-        order = lifecycle.lock(session, order_id)
-        if order is None or next_for(order.status, Step.RENDER_INVOICE) is not Next.RUN:
-            return None
+        decision = count_delivery(ctx, session, order_id, Step.RENDER_INVOICE)
+        if decision is not Next.RUN:
+            session.commit()
+            return decision, None
+        order = session.get(Order, order_id)  # locked by count_delivery
+        assert order is not None
         row = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
         if row is None:
             counter = table(InvoiceCounter)
@@ -64,7 +65,8 @@ def number_invoice(ctx: Context, order_id: uuid.UUID) -> BillingDocument | None:
             session.add(row)
         view = load_view(session, order)
         session.commit()
-    return invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
+    document = invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
+    return decision, document
 
 
 def invoice_number_text(number: int) -> str:

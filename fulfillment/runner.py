@@ -14,21 +14,22 @@ crashed their worker, and a message that does so every time is recognised after
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from fulfillment.config import WorkerSettings
 from orders import lifecycle
 from orders.messages import RunStep, enqueue
 from orders.models import Order, OrderStatus, table
 from orders.payments import Settler
-from orders.states import EVENT_AFTER, STATUS_AFTER, Next, Step, next_for, next_step
+from orders.states import EVENT_AFTER, STATUS_AFTER, STATUS_BEFORE, Next, Step, next_for, next_step
+from orders.view import Line
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +44,67 @@ class Context:
     http: httpx.Client
 
     def advance(
-        self, session: Session, order: Order, status: OrderStatus, event: str, data: dict[str, Any]
+        self,
+        session: Session,
+        order: Order,
+        status: OrderStatus,
+        event: str,
+        data: dict[str, Any],
+        lines: Sequence[Line] | None = None,
     ) -> None:
-        lifecycle.advance(session, order, status, event, data, self.settings.public_base_url)
+        base_url = self.settings.public_base_url
+        lifecycle.advance(session, order, status, event, data, base_url, lines)
 
 
 def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
     """Decide whether `step` has work to do, and count this delivery of it durably."""
     with ctx.sessions() as session:
-        order = lifecycle.lock(session, order_id)
-        if order is None:
+        decision = count_delivery(ctx, session, order_id, step)
+        session.commit()
+    return decision
+
+
+def count_delivery(ctx: Context, session: Session, order_id: uuid.UUID, step: Step) -> Next:
+    """`begin` in the caller's transaction (the caller commits before the step's outside work):
+    one UPDATE finds the order in the step's starting status, counts the delivery and locks the
+    row."""
+    orders = table(Order)
+    attempts = session.exec(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == STATUS_BEFORE[step])
+        .values(
+            step=step,
+            step_attempts=case((orders.c.step == step, orders.c.step_attempts + 1), else_=1),
+        )
+        .returning(orders.c.step_attempts)
+    ).scalar_one_or_none()
+    if attempts is None:  # not in the step's starting status: a redelivery, or stopped
+        status = session.exec(select(Order.status).where(Order.id == order_id)).first()
+        if status is None:
             log.warning("order %s not found for %s", order_id, step)
             return Next.STOP
-        decision = next_for(order.status, step)
-        if decision is not Next.RUN:
-            return decision
-        attempts = order.step_attempts + 1 if order.step == step else 1
-        if attempts > ctx.settings.step_max_deliveries:
-            reason = f"{step} crashed its worker {attempts - 1} times (poison message)"
-            lifecycle.fail(session, order, step, reason, ctx.settings.public_base_url)
-            session.commit()
-            log.error("order %s failed: %s", order_id, reason)
-            return Next.STOP
-        order.step, order.step_attempts = step, attempts
-        session.add(order)
-        session.commit()
-        return Next.RUN
+        return next_for(OrderStatus(status), step)
+    if attempts > ctx.settings.step_max_deliveries:
+        order = lifecycle.lock(session, order_id)
+        assert order is not None  # the UPDATE above found it and holds its row lock
+        reason = f"{step} crashed its worker {attempts - 1} times (poison message)"
+        lifecycle.fail(session, order, step, reason, ctx.settings.public_base_url)
+        log.error("order %s failed: %s", order_id, reason)
+        return Next.STOP
+    return Next.RUN
 
 
-def finish(ctx: Context, order_id: uuid.UUID, step: Step, effect: Effect) -> Next:
+def finish(
+    ctx: Context,
+    order_id: uuid.UUID,
+    step: Step,
+    effect: Effect,
+    lines: Sequence[Line] | None = None,
+) -> Next:
     """The step's commit: its effect (which returns the event's extra data), the order's new
     status, its event and the next step's message, in one transaction. A redelivery that finds
-    the step done does nothing: its successor was enqueued when it was done."""
+    the step done does nothing: its successor was enqueued when it was done. `lines`: the
+    order's lines, if the step holds them (the event's snapshot needs them)."""
     with ctx.sessions() as session:
         order = lifecycle.lock(session, order_id)
         if order is None:
@@ -83,7 +113,7 @@ def finish(ctx: Context, order_id: uuid.UUID, step: Step, effect: Effect) -> Nex
         if decision is not Next.RUN:
             return decision
         data = effect(session, order) or {}
-        ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data)
+        ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data, lines)
         if (following := next_step(step)) is not None:
             enqueue(session, RunStep(order_id=order_id, step=following))
         session.commit()

@@ -13,9 +13,11 @@ from orders import events
 from orders.messages import Message, RunStep, ShipOrder, SyncWarehouse, enqueue
 from orders.models import Invoice, Order, OrderStatus, Outbox, utcnow
 from orders.states import STATUS_BEFORE, WAITING_FOR, Step
-from orders.view import load_view
+from orders.view import Line, load_view, order_view
 
 STALLED = "order.stalled"
+# An invoice is stored in the transaction that makes its order `invoiced`: none exists before.
+BEFORE_INVOICE = (OrderStatus.PENDING, OrderStatus.RESERVED, OrderStatus.PAID)
 
 
 class NotRetryable(Exception):
@@ -37,25 +39,35 @@ def advance(
     event: str,
     data: dict[str, Any],
     public_base_url: str,
+    lines: Sequence[Line] | None = None,
 ) -> None:
-    """The order's new status and its event, in the caller's transaction."""
+    """The order's new status and its event, in the caller's transaction. `lines`: the order's
+    lines, when the caller holds them already (they never change after checkout)."""
     order.status = status
     order.updated_at = utcnow()
     order.version += 1
     session.add(order)
     session.flush()
-    record_event(session, order, event, data, public_base_url)
+    record_event(session, order, event, data, public_base_url, lines)
 
 
 def record_event(
-    session: Session, order: Order, event: str, data: dict[str, Any], public_base_url: str
+    session: Session,
+    order: Order,
+    event: str,
+    data: dict[str, Any],
+    public_base_url: str,
+    lines: Sequence[Line] | None = None,
 ) -> None:
     """An event about the order, with the order as it now is (and its invoice, once rendered)."""
-    invoiced = session.exec(
-        select(Invoice.id).where(Invoice.order_id == order.id, col(Invoice.pdf).is_not(None))
-    ).first()
-    invoice_url = f"{public_base_url}/orders/{order.id}/invoice.pdf" if invoiced else None
-    snapshot = load_view(session, order).snapshot(invoice_url)
+    invoice_url = None
+    if order.status not in BEFORE_INVOICE:
+        invoiced = session.exec(
+            select(Invoice.id).where(Invoice.order_id == order.id, col(Invoice.pdf).is_not(None))
+        ).first()
+        invoice_url = f"{public_base_url}/orders/{order.id}/invoice.pdf" if invoiced else None
+    view = load_view(session, order) if lines is None else order_view(order, lines)
+    snapshot = view.snapshot(invoice_url)
     events.record(session, order.id, event, {"order": snapshot, **data})
 
 

@@ -80,7 +80,7 @@ class OrderView:
         return snapshot
 
 
-def order_view(order: Order, lines: Iterable[OrderLine]) -> OrderView:
+def order_view(order: Order, lines: Iterable[OrderLine | Line]) -> OrderView:
     assert order.number is not None
     return OrderView(
         id=order.id,

@@ -91,8 +91,8 @@ async def test_a_render_redelivered_after_a_crash_keeps_its_invoice_number(clien
         inventory.reserve_inventory(ctx, order_id)
         payments.capture_payment(ctx, order_id)
     # The first delivery numbered the invoice, then its worker died before the PDF was stored.
-    assert begin(ctx, first, Step.RENDER_INVOICE) is Next.RUN
-    document = invoices.number_invoice(ctx, first)
+    decision, document = invoices.start_render(ctx, first)
+    assert decision is Next.RUN
     assert document is not None
 
     assert invoices.render_invoice(ctx, second) is Next.RUN

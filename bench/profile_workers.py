@@ -1,0 +1,119 @@
+"""Where the workers' CPU goes: py-spy samples every worker child while a burst of orders runs
+through the split layout (a render process, two step processes), then prints the heaviest
+functions of each, by the share of samples they are on the stack of (inclusive) and at the top
+of (self).
+
+    python -m bench.profile_workers --orders 300
+
+Needs py-spy on PATH (`pip install py-spy`) and ptrace rights (root, or ptrace_scope 0).
+"""
+
+import argparse
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.procs import snapshot, tree
+from bench.run import LAYOUTS, place_burst, start_workers
+from orders.db import libpq_url
+from stack.processes import ROOT, Stack, free_port
+from stack.services import empty_queues, fresh_database
+
+OUT = ROOT / ".bench" / "profiles"
+
+
+def children(pid: int) -> list[int]:
+    return sorted(tree(pid, snapshot()) - {pid})
+
+
+def summarise(raw: Path, top: int) -> None:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";")]
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    print(f"\n{raw.stem}: {total} samples")
+    for name, n in inclusive.most_common(top):
+        print(f"  {100 * n / total:5.1f} %  incl  {name}")
+    for name, n in own.most_common(top // 2):
+        print(f"  {100 * n / total:5.1f} %  self  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    if shutil.which("py-spy") is None:
+        raise SystemExit("py-spy is not on PATH: pip install py-spy")
+    db_url = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
+    broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+    fresh_database(db_url)
+    empty_queues(broker_url)
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
+    gateway_port, api_port = free_port(), free_port()
+    env = {
+        "DATABASE_URL": db_url,
+        "BROKER_URL": broker_url,
+        "PAYMENT_GATEWAY": "http",
+        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
+        "LOG_FORMAT": "json",
+        "OPS_API_KEY": "bench",
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    stack = Stack(ROOT / ".bench" / "logs", env)
+    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        stack.fake("fakes.gateway", gateway_port)
+        stack.api(api_port, "orders.main:app", "--no-access-log", "--log-level", "warning")
+        stack.relay()
+        layout = LAYOUTS["split"]
+        start_workers(stack, layout)
+        for name, _, _ in layout:
+            for child in children(stack.named(name).pid):
+                raw = OUT / f"{name}-{child}.txt"
+                command = ["py-spy", "record", "--pid", str(child), "--rate", "250"]
+                command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
+                spies.append((subprocess.Popen(command, stderr=subprocess.DEVNULL), raw))
+        time.sleep(2)
+        import asyncio
+
+        started = time.perf_counter()
+        ids = asyncio.run(place_burst(f"http://127.0.0.1:{api_port}", args.orders))
+        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    'SELECT count(*) FROM "order" WHERE id = ANY(%s::uuid[])'
+                    " AND status = 'completed'",
+                    (ids,),
+                ).fetchone()
+                if (row and row[0] == len(ids)) or time.perf_counter() - started > 600:
+                    break
+                time.sleep(0.5)
+        print(f"{args.orders} orders completed in {time.perf_counter() - started:.1f} s")
+    finally:
+        for spy, _ in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy, _ in spies:
+            spy.wait(timeout=60)
+        stack.stop()
+    for _, raw in spies:
+        if raw.exists() and os.path.getsize(raw):
+            summarise(raw, args.top)
+
+
+if __name__ == "__main__":
+    main()
