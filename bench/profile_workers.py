@@ -9,6 +9,7 @@ Needs py-spy on PATH (`pip install py-spy`) and ptrace rights (root, or ptrace_s
 """
 
 import argparse
+import asyncio
 import collections
 import os
 import shutil
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
+from bench.flows import LAYOUTS, place_burst, start_workers
 from bench.procs import snapshot, tree
-from bench.run import LAYOUTS, place_burst, start_workers
 from orders.db import libpq_url
 from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
@@ -89,8 +90,6 @@ def main() -> None:
                 command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
                 spies.append((subprocess.Popen(command, stderr=subprocess.DEVNULL), raw))
         time.sleep(2)
-        import asyncio
-
         started = time.perf_counter()
         ids = asyncio.run(place_burst(f"http://127.0.0.1:{api_port}", args.orders))
         with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:

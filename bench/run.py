@@ -11,13 +11,11 @@ pipeline runs twice, once per worker layout (LAYOUTS), each against its own rend
 """
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,13 +23,11 @@ import httpx
 import psycopg
 
 from bench.capacity import capacity, openloop, settle, within_budget
+from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
 from bench.table import print_table
 from orders.db import libpq_url
-from orders.messages import Queue
-from orders.stats import percentile
 from stack.processes import ROOT, Stack, free_port
-from stack.samples import make_cart
 from stack.services import empty_queues, fresh_database
 
 RESULTS = ROOT / "bench" / "results"
@@ -56,82 +52,6 @@ def median_render_s(samples: int) -> float:
         check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
-
-
-async def place_burst(api: str, count: int) -> list[str]:
-    limit = asyncio.Semaphore(32)
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
-
-        async def one() -> str:
-            key = {"Idempotency-Key": str(uuid.uuid4())}
-            async with limit:
-                for _ in range(10):  # as a storefront would: 503 -> wait, same key again
-                    r = await client.post("/orders", json=make_cart(), headers=key)
-                    if r.status_code not in (409, 503):
-                        break
-                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
-                r.raise_for_status()
-                return str(r.json()["id"])
-
-        return await asyncio.gather(*(one() for _ in range(count)))
-
-
-def pipeline(api: str, db_url: str, count: int, timeout_s: float) -> dict[str, Any]:
-    started = time.perf_counter()
-    ids = asyncio.run(place_burst(api, count))
-    placed_s = time.perf_counter() - started
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
-        while True:
-            done = conn.execute(
-                "SELECT count(*) FROM \"order\" WHERE id = ANY(%s::uuid[]) AND status = 'completed'",
-                (ids,),
-            ).fetchone()
-            if done and done[0] == count:
-                break
-            if time.perf_counter() - started > timeout_s:
-                raise RuntimeError(f"pipeline: {done} of {count} completed after {timeout_s} s")
-            time.sleep(0.2)
-        total_s = time.perf_counter() - started
-        rows = conn.execute(
-            "SELECT extract(epoch FROM e.occurred_at - o.created_at) * 1000,"
-            " extract(epoch FROM e.occurred_at - min(o.created_at) OVER ()) * 1000"
-            ' FROM "order" o JOIN order_event e ON e.order_id = o.id'
-            " AND e.type = 'order.completed' WHERE o.id = ANY(%s::uuid[])",
-            (ids,),
-        ).fetchall()
-    p50, p95, p99 = (percentile((float(r[0]) for r in rows), p) for p in (50, 95, 99))
-    assert p50 is not None  # every order completed, so each has a time
-    assert p95 is not None
-    assert p99 is not None
-    return {
-        "orders": count,
-        "placed_in_s": round(placed_s, 1),
-        "all_completed_after_s": round(total_s, 1),
-        "completed_per_s": round(count / total_s, 2),
-        "first_completed_after_ms": round(min(float(r[1]) for r in rows)),
-        "p50_202_to_completed_ms": round(p50),
-        "p95_202_to_completed_ms": round(p95),
-        "p99_202_to_completed_ms": round(p99),
-    }
-
-
-# Worker layouts for the pipeline: (name, queues, prefork processes). The render limit of a layout
-# counts the processes that take the invoices queue.
-STEPS, INVOICES, WEBHOOKS = Queue.STEPS.value, Queue.INVOICES.value, Queue.WEBHOOKS.value
-LAYOUTS: dict[str, list[tuple[str, str, int]]] = {
-    "split": [("render", INVOICES, 1), ("steps", f"{STEPS},{WEBHOOKS}", 2)],
-    "one pool": [("worker", f"{STEPS},{INVOICES},{WEBHOOKS}", 2)],
-}
-
-
-def render_processes(layout: list[tuple[str, str, int]]) -> int:
-    return sum(n for _, queues, n in layout if INVOICES in queues.split(","))
-
-
-def start_workers(stack: Stack, layout: list[tuple[str, str, int]]) -> None:
-    for name, queues, processes in layout:
-        stack.worker(name, queues, processes, loglevel="WARNING")
-    stack.ready()
 
 
 def set_gateway_latency(gateway: str, latency_ms: int) -> None:
@@ -244,9 +164,16 @@ def run(smoke: bool) -> dict[str, Any]:
         results["pipeline"] = {"median_render_ms": round(render_s * 1000), "layouts": flows}
         results["memory"] = sampler.report()
 
+        # A steady 5 orders/s, open loop, on the split layout: 202 -> completed when nothing queues.
+        split = LAYOUTS["split"]
+        start_workers(stack, split)
+        rate, seconds = (2, 2) if smoke else (5, 30)
+        results["steady"] = steady(api, db_url, rate, seconds, 120 if smoke else 300)
+        stack.stop({name for name, _, _ in split})
+
         # A burst far beyond the workers' pace, first in first out and then with the steps
         # queue's priorities: when do the orders already on their way complete?
-        count, split = (20 if smoke else 1000), LAYOUTS["split"]
+        count = 20 if smoke else 1000
         results["burst"] = []
         for mode in ("fifo", "priorities"):
             stack.stop({"relay"})

@@ -74,6 +74,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"  {f['layout']:9} CPU ms per order: {parts}; total {total:.0f}"
             f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
         )
+    print_targets(results)
     bursts = results["burst"]
     print(
         f"\nburst: {bursts[0]['orders']} orders placed at once, split layout;"
@@ -91,3 +92,33 @@ def print_table(results: dict[str, Any]) -> None:
         print(
             f"memory {name:7}: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB"
         )
+
+
+def print_targets(results: dict[str, Any]) -> None:
+    """Issue 15's targets for the split layout: the CPU around the render against the render's
+    own (its median time in a process of its own, single-threaded: its CPU), the pipeline against
+    what the machine's CPUs allow, and 202 -> completed at a steady rate."""
+    p = results["pipeline"]
+    render = p["median_render_ms"]
+    split = next(f for f in p["layouts"] if f["layout"] == "split")
+    spent = split["cpu_ms_per_order"]
+    total = sum(spent.values())
+    machine_limit = 1000 * results["machine"]["cpus"] / total
+    s = results["steady"]
+    rows = [
+        ("CPU per order outside the render", f"{total - render:.0f} ms", f"<= {render} ms"),
+        ("render worker CPU per order", f"{spent['render']:.0f} ms", f"<= {1.3 * render:.0f} ms"),
+        (
+            "pipeline / machine limit (CPUs / CPU per order)",
+            f"{split['completed_per_s'] / machine_limit:.0%} of {machine_limit:.1f}/s",
+            ">= 80%",
+        ),
+        (
+            f"steady {s['offered_rate']}/s open loop, 202 -> completed p95",
+            f"{s['p95_202_to_completed_ms']} ms (p50 {s['p50_202_to_completed_ms']})",
+            "<= 2000 ms",
+        ),
+    ]
+    print(f"\ntargets (split layout; median render {render} ms, CPU per order {total:.0f} ms)")
+    for name, measured, target in rows:
+        print(f"  {name:52} {measured:>22}   target {target}")

@@ -37,6 +37,8 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         "pipeline:",
         "burst:",
         "memory api",
+        "targets (split layout",
+        "steady",
     )
     for heading in headings:
         assert heading in result.stdout
@@ -58,6 +60,9 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         # The first completion comes after the burst began and before the last.
         assert 0 < burst["first_completed_after_ms"] < burst["all_completed_after_s"] * 1000
     assert layouts["one pool"]["render_processes"] == 2
+    steady = results["steady"]
+    assert steady["orders"] == round(steady["offered_rate"] * steady["seconds"])
+    assert 0 < steady["p50_202_to_completed_ms"] <= steady["p95_202_to_completed_ms"]
     assert results["checkout_open_loop"][0]["ok"] > 0
     assert results["checkout_gateway_0ms"]["ok"] > 0
     assert {"api", "relay", "render", "steps", "worker"} <= set(results["memory"])
