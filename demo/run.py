@@ -117,6 +117,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         webhooks = verify_webhooks(receiver, secrets)
         emails = sum(1 for _ in (folder / "mail").glob("*/*"))  # a Maildir: new/ and cur/
     finally:
+        exited = {process.name: process.log() for process in processes.exited()}
         pids = [process.pid for process in processes.processes]
         for name in processes.stop():
             console.print(f"[yellow]{name} did not stop; it was killed")
@@ -144,7 +145,26 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
     if summary_path:
         summary_path.write_text(json.dumps(summary, indent=2))
     settled = all(s in ("completed", "cancelled", "failed", "refunded") for s in statuses.values())
-    return 0 if settled and len(statuses) == len(accepted) and refund else 1
+    if settled and len(statuses) == len(accepted) and refund:
+        return 0
+    print_trouble(folder / "logs", exited)
+    return 1
+
+
+def print_trouble(logs: Path, exited: dict[str, str]) -> None:
+    """What a newcomer needs when the demo did not finish: which process died, and the errors."""
+    console.print(f"[red]the demo did not finish; every process logs to {logs}")
+    for name, log in exited.items():
+        console.print(f"[red]{name} exited by itself; its log ends:[/]\n{log[-2000:]}")
+    for path in sorted(logs.glob("*.log")):
+        errors = [
+            line
+            for line in path.read_text(errors="replace").splitlines()
+            if '"level": "ERROR"' in line or '"level": "CRITICAL"' in line or "Error" in line
+        ]
+        if errors and path.stem not in exited:
+            console.print(f"[red]{path.name}: {len(errors)} error lines; the last:[/]")
+            console.print("\n".join(errors[-3:]), markup=False, highlight=False)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -99,6 +99,7 @@ class Process:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole group, and wait for the process to go."""
+        self.terminated = True
         if self.running():
             os.killpg(self.pid, sig)
             assert self.popen is not None
@@ -150,10 +151,16 @@ class Stack:
         return process
 
     def ready(self, timeout_s: float = 60) -> "Stack":
+        """Wait for every process that was not stopped on purpose; one that exited by itself
+        fails with the end of its log."""
         for process in self.processes:
-            if process.running():
+            if not process.terminated:
                 process.wait_ready(timeout_s)
         return self
+
+    def exited(self) -> list[Process]:
+        """The processes that stopped without being told to."""
+        return [p for p in self.processes if not p.terminated and not p.running()]
 
     def python(
         self, name: str, *args: str, ready_text: str | None = None, ready_url: str | None = None

@@ -35,7 +35,7 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     summary = json.loads(summary_path.read_text())
 
     statuses = summary["final_statuses"]
