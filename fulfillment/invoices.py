@@ -7,7 +7,7 @@ import signal
 import uuid
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from fulfillment.config import WorkerSettings
 from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
@@ -15,6 +15,19 @@ from fulfillment.runner import Context, count_delivery, finish
 from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
 from orders.states import Next, Step
 from orders.view import load_view
+
+
+def next_number(session: Session, counter_model: type[SQLModel]) -> int:
+    """The next number of a gapless series (invoices, credit notes): its one counter row is
+    locked by the UPDATE until the caller's transaction ends, and a rollback gives the number back."""
+    counter = table(counter_model)
+    number: int = session.exec(
+        update(counter)
+        .where(counter.c.id == 1)
+        .values(last_number=counter.c.last_number + 1)
+        .returning(counter.c.last_number)
+    ).scalar_one()
+    return number
 
 
 def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
@@ -54,13 +67,7 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         assert order is not None
         row = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
         if row is None:
-            counter = table(InvoiceCounter)
-            number = session.exec(
-                update(counter)
-                .where(counter.c.id == 1)
-                .values(last_number=counter.c.last_number + 1)
-                .returning(counter.c.last_number)
-            ).scalar_one()
+            number = next_number(session, InvoiceCounter)
             row = Invoice(order_id=order_id, number=number, issued_at=utcnow())
             session.add(row)
         view = load_view(session, order)

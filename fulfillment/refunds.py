@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from fulfillment.invoices import invoice_number_text, shop
+from fulfillment.invoices import invoice_number_text, next_number, shop
 from fulfillment.pdf import BillingDocument, render_pdf
 from fulfillment.runner import Context
 from orders import lifecycle
@@ -131,13 +131,7 @@ def _number_credit_note(
     invoice = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
     if invoice is None:
         return None
-    counter = table(CreditNoteCounter)
-    number = session.exec(
-        update(counter)
-        .where(counter.c.id == 1)
-        .values(last_number=counter.c.last_number + 1)
-        .returning(counter.c.last_number)
-    ).scalar_one()
+    number = next_number(session, CreditNoteCounter)
     note = CreditNote(
         cancellation_id=cancellation_id,
         order_id=order_id,

@@ -178,15 +178,7 @@ async def get_invoice_pdf(order: OrderDep, session: SessionDep) -> Response:
     invoice = (await session.exec(select(Invoice).where(Invoice.order_id == order.id))).first()
     if invoice is None or invoice.pdf is None:
         raise not_found("invoice for this order yet")
-    return Response(
-        invoice.pdf,
-        media_type="application/pdf",
-        headers={
-            "content-disposition": f'inline; filename="invoice-{invoice.number}.pdf"',
-            "etag": f'"{invoice.sha256}"',
-            "cache-control": "private, max-age=86400",
-        },
-    )
+    return pdf_response(invoice.pdf, f"invoice-{invoice.number}.pdf", invoice.sha256)
 
 
 @router.get(
@@ -208,15 +200,7 @@ async def get_credit_note_pdf(order: OrderDep, number: str, session: SessionDep)
         ).first()
     if note is None or note.pdf is None:
         raise not_found("credit note of this order with this number yet")
-    return Response(
-        note.pdf,
-        media_type="application/pdf",
-        headers={
-            "content-disposition": f'inline; filename="credit-note-{number}.pdf"',
-            "etag": f'"{note.sha256}"',
-            "cache-control": "private, max-age=86400",
-        },
-    )
+    return pdf_response(note.pdf, f"credit-note-{number}.pdf", note.sha256)
 
 
 @router.get("/orders/{order_id}/events", response_model=list[OrderEventPublic])
@@ -225,3 +209,16 @@ async def get_order_events(order: OrderDep, session: SessionDep) -> list[OrderEv
         select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(col(OrderEvent.seq))
     )
     return [OrderEventPublic.model_validate(e, from_attributes=True) for e in events]
+
+
+def pdf_response(pdf: bytes, filename: str, sha256: str | None) -> Response:
+    """A stored document, shown in the browser; it never changes, so its hash is its ETag."""
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "content-disposition": f'inline; filename="{filename}"',
+            "etag": f'"{sha256}"',
+            "cache-control": "private, max-age=86400",
+        },
+    )
