@@ -104,7 +104,7 @@ fmt: install  ## format and autofix
 typecheck: install
 	$(BIN)/mypy .
 
-bench: install services  ## the 500 ms rule measured: 4 to 6.5 minutes, table + bench/results/*.json
+bench: install services  ## the 500 ms rule measured: 4 to 24 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
 
 docs-images: install  ## the README's pictures of an invoice and a credit note, from the templates
