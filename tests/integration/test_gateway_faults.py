@@ -30,25 +30,32 @@ async def test_http_gateway_decline_is_402(http_gateway_client, db, fake_gateway
 
 
 async def test_gateway_timeout_is_503_with_retry_after_and_writes_nothing(
-    http_gateway_client, db, fake_gateway
+    db, test_settings, fake_gateway
 ):
+    settings = test_settings(
+        payment_gateway="http",
+        payment_gateway_url=fake_gateway.url,
+        payment_read_timeout_s=0.5,
+        payment_connect_timeout_s=0.5,
+    )
     fake_gateway.configure(latency_ms=2_000)  # the client reads for 0.5 s at most
     key = new_key()
-    response = await http_gateway_client.post("/orders", json=make_cart(), headers=key)
-    assert_problem(response, 503)
-    assert int(response.headers["retry-after"]) > 0
-    assert_nothing_written(db)
+    async with running_app(settings) as client:
+        response = await client.post("/orders", json=make_cart(), headers=key)
+        assert_problem(response, 503)
+        assert int(response.headers["retry-after"]) > 0
+        assert_nothing_written(db)
 
-    # The gateway finished the authorization after we gave up on it...
-    await eventually(
-        lambda: fake_gateway.stats()["authorizations"] == 1, 10, "the late authorization"
-    )
-    fake_gateway.configure(latency_ms=0)
-    retry = await http_gateway_client.post("/orders", json=make_cart(), headers=key)
-    assert retry.status_code == 202
-    assert count(db, '"order"') == 1
-    # ...and the retry with the same key found it instead of charging the card twice.
-    assert fake_gateway.stats()["authorizations"] == 1
+        # The gateway finished the authorization after we gave up on it...
+        await eventually(
+            lambda: fake_gateway.stats()["authorizations"] == 1, 10, "the late authorization"
+        )
+        fake_gateway.configure(latency_ms=0)
+        retry = await client.post("/orders", json=make_cart(), headers=key)
+        assert retry.status_code == 202
+        assert count(db, '"order"') == 1
+        # ...and the retry with the same key found it instead of charging the card twice.
+        assert fake_gateway.stats()["authorizations"] == 1
 
 
 async def test_gateway_5xx_is_503_and_writes_nothing(http_gateway_client, db, fake_gateway):
