@@ -1,7 +1,7 @@
 """`make bench`: the 500 ms rule, measured on this machine against limits measured in the same run.
 
-    python -m bench.run            # 4 to 6.5 minutes
-    python -m bench.run --smoke    # seconds: checks that the table and the JSON come out
+    python -m bench.run            # 4 to 24 minutes, by how busy the machine is
+    python -m bench.run --smoke    # a few minutes: checks that the table and the JSON come out
 
 Runs on PostgreSQL and RabbitMQ as production would (uvicorn with 2 workers, the relay, Celery
 workers, a fake card gateway answering after 50 ms), all on 127.0.0.1, and writes
@@ -31,6 +31,12 @@ from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
 
 RESULTS = ROOT / "bench" / "results"
+STARTED = time.monotonic()
+
+
+def phase(name: str) -> None:
+    """A line on stderr as each phase begins, so a long run shows where it is."""
+    print(f"[{time.monotonic() - STARTED:6.0f} s] {name}", file=sys.stderr, flush=True)
 
 
 def median_render_s(samples: int) -> float:
@@ -65,6 +71,7 @@ def run(smoke: bool) -> dict[str, Any]:
     )
     broker_url = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     env = {"DATABASE_URL": db_url, "BROKER_URL": broker_url}
+    phase("a fresh database, the API and the fake gateway")
     fresh_database(db_url)
     empty_queues(broker_url)
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
@@ -94,6 +101,7 @@ def run(smoke: bool) -> dict[str, Any]:
             if (root := service_root(process, procs)) is not None:
                 roots[name] = root
 
+        phase("checkout, open loop")
         seconds = 2 if smoke else 10
         openloop(f"{api}/orders", 20 if smoke else 50, 2 if smoke else 3, roots)  # warm-up
         results["checkout_open_loop"] = []
@@ -111,6 +119,7 @@ def run(smoke: bool) -> dict[str, Any]:
         set_gateway_latency(gateway, 50)
         settle(api)
 
+        phase("capacity at p99")
         step_s, refine = (2, 0) if smoke else (6, 2)
         orders_cap, orders_steps = capacity(
             api, "/orders", (20, 20) if smoke else (50, 6400), step_s, refine, roots
@@ -126,6 +135,7 @@ def run(smoke: bool) -> dict[str, Any]:
             "orders_steps": orders_steps,
             "insert_steps": insert_steps,
         }
+        phase("naive: the invoice rendered in the request")
         results["naive_render_in_request"] = openloop(
             f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 8, roots
         )
@@ -142,6 +152,7 @@ def run(smoke: bool) -> dict[str, Any]:
         count = 5 if smoke else 300
         flows = []
         for layout_name, layout in LAYOUTS.items():
+            phase(f"pipeline, {layout_name}")
             start_workers(stack, layout)
             layout_roots = roots | {name: stack.named(name).pid for name, _, _ in layout}
             for name, _, _ in layout:
@@ -165,6 +176,7 @@ def run(smoke: bool) -> dict[str, Any]:
         results["memory"] = sampler.report()
 
         # A steady 5 orders/s, open loop, on the split layout: 202 -> completed when nothing queues.
+        phase("steady")
         split = LAYOUTS["split"]
         start_workers(stack, split)
         rate, seconds = (2, 2) if smoke else (5, 30)
@@ -176,6 +188,7 @@ def run(smoke: bool) -> dict[str, Any]:
         count = 20 if smoke else 1000
         results["burst"] = []
         for mode in ("fifo", "priorities"):
+            phase(f"burst, {mode}")
             stack.stop({"relay"})
             stack.env["STEP_PRIORITIES"] = str(mode == "priorities").lower()
             stack.relay().wait_ready()
