@@ -1,5 +1,5 @@
-"""Where the workers' CPU goes: py-spy samples every worker child while a burst of orders runs
-through the split layout (a render process, two step processes), then prints the heaviest
+"""Where the workers' CPU goes: py-spy samples the relay and every worker child while a burst of
+orders runs through the split layout (a render process, two step processes), then prints the heaviest
 functions of each, by the share of samples they are on the stack of (inclusive) and at the top
 of (self).
 
@@ -83,12 +83,15 @@ def main() -> None:
         stack.relay()
         layout = LAYOUTS["split"]
         start_workers(stack, layout)
-        for name, _, _ in layout:
-            for child in children(stack.named(name).pid):
-                raw = OUT / f"{name}-{child}.txt"
-                command = ["py-spy", "record", "--pid", str(child), "--rate", "250"]
-                command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
-                spies.append((subprocess.Popen(command, stderr=subprocess.DEVNULL), raw))
+        targets = [("relay", stack.named("relay").pid)]
+        targets += [
+            (name, child) for name, _, _ in layout for child in children(stack.named(name).pid)
+        ]
+        for name, pid in targets:
+            raw = OUT / f"{name}-{pid}.txt"
+            command = ["py-spy", "record", "--pid", str(pid), "--rate", "250"]
+            command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
+            spies.append((subprocess.Popen(command, stderr=subprocess.DEVNULL), raw))
         time.sleep(2)
         started = time.perf_counter()
         ids = asyncio.run(place_burst(f"http://127.0.0.1:{api_port}", args.orders))
