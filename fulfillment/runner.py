@@ -28,7 +28,16 @@ from orders import lifecycle
 from orders.messages import RunStep, enqueue
 from orders.models import Order, OrderStatus, table
 from orders.payments import Settler
-from orders.states import EVENT_AFTER, STATUS_AFTER, STATUS_BEFORE, Next, Step, next_for, next_step
+from orders.states import (
+    CONTINUES_IN_TASK,
+    EVENT_AFTER,
+    STATUS_AFTER,
+    STATUS_BEFORE,
+    Next,
+    Step,
+    next_for,
+    next_step,
+)
 from orders.view import Line
 
 log = logging.getLogger(__name__)
@@ -102,7 +111,8 @@ def finish(
     lines: Sequence[Line] | None = None,
 ) -> Next:
     """The step's commit: its effect (which returns the event's extra data), the order's new
-    status, its event and the next step's message, in one transaction. A redelivery that finds
+    status, its event and the next step's message (unless the next step continues in this
+    task: CONTINUES_IN_TASK), in one transaction. A redelivery that finds
     the step done does nothing: its successor was enqueued when it was done. `lines`: the
     order's lines, if the step holds them (the event's snapshot needs them)."""
     with ctx.sessions() as session:
@@ -114,7 +124,8 @@ def finish(
             return decision
         data = effect(session, order) or {}
         ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data, lines)
-        if (following := next_step(step)) is not None:
+        following = next_step(step)
+        if following is not None and following not in CONTINUES_IN_TASK:
             enqueue(session, RunStep(order_id=order_id, step=following))
         session.commit()
     return Next.RUN

@@ -5,6 +5,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore  # noqa: F401  (see below)
@@ -20,7 +21,7 @@ from fulfillment.runner import Context, delivery_finished, mark_failed
 from orders import messages
 from orders.db import make_engine, make_sessionmaker
 from orders.payments import GatewayUnavailable, make_settler
-from orders.states import Next, Step
+from orders.states import CONTINUES_IN_TASK, Next, Step, next_step
 
 log = logging.getLogger(__name__)
 
@@ -63,36 +64,56 @@ class StepTask(Task):  # type: ignore[misc]
     retry_jitter = True
 
     def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        delivery_finished(context(), uuid.UUID(args[0]), self.step)
+        delivery_finished(context(), uuid.UUID(args[0]), RUNNING.get() or self.step)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        log.error("%s gave up on order %s: %r", self.name, args[0], exc)
-        mark_failed(context(), uuid.UUID(args[0]), self.step, f"{type(exc).__name__}: {exc}")
+        step = RUNNING.get() or self.step
+        log.error("%s gave up on order %s in %s: %r", self.name, args[0], step, exc)
+        mark_failed(context(), uuid.UUID(args[0]), step, f"{type(exc).__name__}: {exc}")
 
 
-def _run(step: Callable[[Context, uuid.UUID], Next], order_id: str) -> str:
-    """'run' (done now; the next step is enqueued), 'done' (a redelivery) or 'stop'."""
-    return step(context(), uuid.UUID(order_id)).value
+STEP_FUNCTIONS: dict[Step, Callable[[Context, uuid.UUID], Next]] = {
+    Step.RESERVE_INVENTORY: inventory.reserve_inventory,
+    Step.CAPTURE_PAYMENT: payments.capture_payment,
+    Step.RENDER_INVOICE: invoices.render_invoice,
+    Step.NOTIFY: notify.notify,
+}
+# The step a task is running: a retry or a failure is the step's that raised, which may be one
+# that continued in the task after the step the task is named for.
+RUNNING: ContextVar[Step | None] = ContextVar("running_step", default=None)
+
+
+def run_steps(ctx: Context, first: Step, order_id: str) -> str:
+    """`first`, then each step that continues in the task (CONTINUES_IN_TASK) after one that ran
+    or found itself done (a redelivery). 'run', 'done' (the last was a redelivery) or 'stop'."""
+    step: Step | None = first
+    outcome = Next.RUN
+    while step is not None:
+        RUNNING.set(step)
+        outcome = STEP_FUNCTIONS[step](ctx, uuid.UUID(order_id))
+        following = next_step(step)
+        step = following if outcome is not Next.STOP and following in CONTINUES_IN_TASK else None
+    return outcome.value
 
 
 @app.task(base=StepTask, name=messages.RESERVE_INVENTORY.name, step=Step.RESERVE_INVENTORY)
 def reserve_inventory(order_id: str) -> str:
-    return _run(inventory.reserve_inventory, order_id)
+    return run_steps(context(), Step.RESERVE_INVENTORY, order_id)
 
 
 @app.task(base=StepTask, name=messages.CAPTURE_PAYMENT.name, step=Step.CAPTURE_PAYMENT)
 def capture_payment(order_id: str) -> str:
-    return _run(payments.capture_payment, order_id)
+    return run_steps(context(), Step.CAPTURE_PAYMENT, order_id)
 
 
 @app.task(base=StepTask, name=messages.RENDER_INVOICE.name, step=Step.RENDER_INVOICE)
 def render_invoice(order_id: str) -> str:
-    return _run(invoices.render_invoice, order_id)
+    return run_steps(context(), Step.RENDER_INVOICE, order_id)
 
 
 @app.task(base=StepTask, name=messages.NOTIFY.name, step=Step.NOTIFY)
 def notify_(order_id: str) -> str:
-    return _run(notify.notify, order_id)
+    return run_steps(context(), Step.NOTIFY, order_id)
 
 
 @app.task(
