@@ -22,7 +22,7 @@ WORKER_NAME ?= worker
 N ?= 12
 
 .PHONY: help install system-deps compose-tools demo test lint fmt typecheck services migrate \
-	migration seed serve worker relay gateway bench docs-images compose-check clean
+	migration seed serve worker relay gateway bench docs-images compose-check browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,7 +76,9 @@ seed: migrate  ## load the sample catalog (products with stock)
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/python -m orders.seed
 
 serve: migrate  ## run the API on http://127.0.0.1:$(PORT)
-	DATABASE_URL=$(DATABASE_URL) $(BIN)/uvicorn orders.main:app --host 127.0.0.1 --port $(PORT)
+	@echo "ops dashboard: http://127.0.0.1:$(PORT)/ops/dashboard (sign in with OPS_API_KEY)"
+	DATABASE_URL=$(DATABASE_URL) $(BIN)/uvicorn orders.main:app --host 127.0.0.1 --port $(PORT) \
+		--timeout-graceful-shutdown 5
 
 WORKER_METRICS_PORT ?= 9101
 worker: migrate  ## a Celery worker (WORKER_NAME, WORKER_QUEUES, WORKER_CONCURRENCY); metrics on WORKER_METRICS_PORT
@@ -107,13 +109,22 @@ typecheck: install
 bench: install services  ## the 500 ms rule measured: 4 to 24 minutes, table + bench/results/*.json
 	$(BIN)/python -m bench.run
 
-docs-images: install  ## the README's pictures of an invoice and a credit note, from the templates
+docs-images: install services browser  ## the README's pictures: an invoice, a credit note, the dashboard
 	$(BIN)/python scripts/docs_images.py
+	$(BIN)/python scripts/dashboard_image.py
 
 compose-check: compose-tools  ## validate compose.yaml without a Docker engine (Debian's docker-compose)
 	SECRET_KEY=check OPS_API_KEY=check docker-compose -f compose.yaml config --quiet && echo "compose.yaml is valid"
 
-test: services compose-tools lint typecheck  ## everything: services, lint, types, migrations, every test
+# The dashboard's tests drive Debian's Chromium with Playwright's Python API (its own browser
+# download is not needed: the tests give it /usr/bin/chromium).
+browser:  ## Debian's chromium for the browser tests (apt-get)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium"; apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "the browser tests need chromium (apt-get install chromium)"; exit 1; fi; }
+
+test: services compose-tools browser lint typecheck  ## everything: services, lint, types, migrations, every test
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m orders.db
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/alembic upgrade head
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/alembic check

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from demo.shop import (
     settle_webhooks,
     step_timings,
     verify_webhooks,
+    watch_stream,
 )
 from orders.money import format_money
 from orders.stats import percentile
@@ -108,8 +110,16 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
             ).json()
             secrets[path] = endpoint["secret"]
 
+        console.print(f"ops dashboard: {api}/ops/dashboard (sign in with the key {OPS_KEY!r})")
         accepted, latencies, notes = asyncio.run(place_all(api, count))
+        streamed: list[str] = []
+        watched = next(o for o in accepted if o["label"] == "order")  # one that goes through
+        watcher = threading.Thread(
+            target=watch_stream, args=(api, watched, timeout_s, streamed), daemon=True
+        )
+        watcher.start()
         statuses = follow(api, accepted, timeout_s)
+        watcher.join(timeout=timeout_s)
         refund = refund_one(api, accepted, statuses, folder / "credit-notes", timeout_s)
         settle_webhooks(api, timeout_s)
         timings = step_timings(api, accepted)
@@ -138,6 +148,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "invoices_saved": invoices,
         "invoice_folder": str(folder / "invoices"),
         "refund": refund,
+        "stream": {"order": watched["number"], "events": streamed},
         "wall_time_s": round(time.monotonic() - started_at, 1),
         "pids": pids,
     }
@@ -187,6 +198,13 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"webhooks to /{path}",
             f"{w['received']} received, {w['verified']} verified, {w['distinct_ids']} distinct ids",
         )
+    stream = summary["stream"]
+    table.add_row(
+        f"live stream of order {stream['order']}",
+        " -> ".join(stream["events"]) + " (the server ended it)"
+        if stream["events"]
+        else "[red]no events",
+    )
     table.add_row("order-received emails caught", str(summary["emails_caught"]))
     table.add_row("invoice PDFs", f"{summary['invoices_saved']} in {summary['invoice_folder']}")
     if refund := summary["refund"]:

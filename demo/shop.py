@@ -218,3 +218,19 @@ def refund_one(
                     }
             time.sleep(0.25)
     return None
+
+
+def watch_stream(api: str, order: dict[str, Any], timeout_s: float, seen: list[str]) -> None:
+    """The storefront's way of following an order: its live stream (Server-Sent Events), read
+    until the server ends it; each event's `id:` and type go into `seen` as they arrive."""
+    auth = {"Authorization": f"Bearer {order['access_token']}"}
+    event_id = ""
+    with (
+        httpx.Client(base_url=api, timeout=timeout_s) as client,
+        client.stream("GET", order["stream_url"], headers=auth) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                event_id = line.removeprefix("id:").strip()
+            elif line.startswith("event:"):
+                seen.append(f"{event_id} {line.removeprefix('event:').strip()}")

@@ -14,7 +14,7 @@ from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
 from fulfillment.runner import Context, count_delivery, finish
 from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
 from orders.states import Next, Step
-from orders.view import load_view
+from orders.view import invoice_number_text, load_view
 
 
 def next_number(session: Session, counter_model: type[SQLModel]) -> int:
@@ -74,10 +74,6 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         session.commit()
     document = invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
     return decision, document
-
-
-def invoice_number_text(number: int) -> str:
-    return f"INV-{number:06d}"
 
 
 def shop(settings: WorkerSettings) -> ShopDetails:

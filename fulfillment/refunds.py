@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from fulfillment.invoices import invoice_number_text, next_number, shop
+from fulfillment.invoices import next_number, shop
 from fulfillment.pdf import BillingDocument, render_pdf
 from fulfillment.runner import Context
 from orders import lifecycle
@@ -35,7 +35,7 @@ from orders.models import (
 )
 from orders.refunds import credit_note_text, refunded_quantities
 from orders.stock import release_lines, release_stock
-from orders.view import Line, load_view
+from orders.view import Line, invoice_number_text, load_view
 
 log = logging.getLogger(__name__)
 

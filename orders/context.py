@@ -3,6 +3,7 @@ from the API through the outbox and Celery headers to the worker's logs."""
 
 import json
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -13,10 +14,22 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 order_id: ContextVar[str | None] = ContextVar("order_id", default=None)
 
 
+SECRET_QUERY = re.compile(r"(access_token=)[^&\s\"]*")
+
+
+def redact(value: object) -> object:
+    """An order's token in a query string (the live stream's, for EventSource) never logged."""
+    if isinstance(value, str) and "access_token=" in value:
+        return SECRET_QUERY.sub(r"\1[redacted]", value)
+    return value
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
         record.order_id = order_id.get()
+        if isinstance(record.args, tuple):  # uvicorn's access log passes the path as an arg
+            record.args = tuple(redact(arg) for arg in record.args)
         return True
 
 

@@ -42,6 +42,19 @@ PROGRESS = (
 )
 
 
+# Statuses in which nothing moves an order on its own (an operator may still: a retry, a refund);
+# the storefront's live stream ends at them.
+AT_REST = frozenset(
+    {
+        OrderStatus.COMPLETED,
+        OrderStatus.CANCELLED,
+        OrderStatus.FAILED,
+        OrderStatus.REFUNDED,
+        OrderStatus.PARTIALLY_REFUNDED,
+    }
+)
+
+
 class Next(StrEnum):
     RUN = "run"  # the step's effect is not there yet
     DONE = "done"  # a redelivery: the step already happened, the chain goes on

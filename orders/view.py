@@ -111,3 +111,8 @@ def load_view(session: Session, order: Order) -> OrderView:
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
     ).all()
     return order_view(order, lines)
+
+
+def invoice_number_text(number: int) -> str:
+    """An invoice's number as printed and shown: INV-000001."""
+    return f"INV-{number:06d}"

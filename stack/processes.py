@@ -177,7 +177,9 @@ class Stack:
 
     def api(self, port: int, app: str = "orders.main:app", *options: str) -> Process:
         url = f"http://127.0.0.1:{port}"
-        args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *options]
+        args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        # Live streams stay open: without a bound, uvicorn would wait for them to end on shutdown.
+        args += ["--timeout-graceful-shutdown", "5", *options]
         return self.python("api", *args, ready_url=f"{url}/health/live")
 
     def relay(self, name: str = "relay") -> Process:

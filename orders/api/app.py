@@ -12,19 +12,31 @@ from wsgiref.simple_server import WSGIServer
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from orders import idempotency
 from orders.api import metrics
-from orders.api.auth import OPS_PATHS
+from orders.api.auth import OPEN_OPS_PATHS, OPS_FORMS, OPS_PAGES, OPS_PATHS
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
-from orders.api.gates import BodyGate, OpsKeyGate
+from orders.api.gates import BodyGate, OpsGate
+from orders.api.live import Hub
 from orders.api.middleware import Deadline, RequestObserver
 from orders.api.openapi import problem_documenter
+from orders.api.ops_session import Sessions, Throttle
 from orders.api.problems import install_problem_handlers
-from orders.api.routes import cancellations, health, images, ops, storefront, webhooks
+from orders.api.routes import (
+    cancellations,
+    dashboard,
+    health,
+    images,
+    ops,
+    storefront,
+    streams,
+    webhooks,
+)
 from orders.db import (
     make_async_engine,
     make_async_sessionmaker,
@@ -64,6 +76,8 @@ def create_app(s: ApiSettings) -> FastAPI:
         app.state.gateway = make_authorizer(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
+        app.state.hub = Hub(s, s.stream_poll_s)
+        app.state.hub.start()
         # CPU-bound resizing in other processes; "spawn" so no child inherits the event loop.
         app.state.image_pool = ProcessPoolExecutor(
             s.image_workers, mp_context=multiprocessing.get_context("spawn")
@@ -82,6 +96,7 @@ def create_app(s: ApiSettings) -> FastAPI:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+            await app.state.hub.stop()
             cancelled = await app.state.registry.drain(s.background_drain_timeout_s)
             if cancelled:
                 log.warning("cancelled %d background tasks still running at shutdown", cancelled)
@@ -109,11 +124,33 @@ def create_app(s: ApiSettings) -> FastAPI:
         max_bytes=s.max_body_bytes,
         uploads=IMAGE_UPLOAD,
         upload_max_bytes=s.max_image_bytes,
+        forms=re.compile(OPS_FORMS),
     )
-    app.add_middleware(OpsKeyGate, key=s.ops_api_key, paths=re.compile(OPS_PATHS))
+    app.state.ops_sessions = Sessions(s.secret_key, s.ops_session_hours * 3600)
+    app.state.login_throttle = Throttle()
+    app.add_middleware(
+        OpsGate,
+        key=s.ops_api_key,
+        paths=re.compile(OPS_PATHS),
+        sessions=app.state.ops_sessions,
+        open_paths=re.compile(OPEN_OPS_PATHS),
+        pages=re.compile(OPS_PAGES),
+    )
     app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
-    for module in (storefront, ops, cancellations, webhooks, metrics, images, health):
+    routers = (
+        storefront,
+        streams,
+        ops,
+        cancellations,
+        webhooks,
+        metrics,
+        images,
+        health,
+        dashboard,
+    )
+    for module in routers:
         app.include_router(module.router)
+    app.mount("/ops/static", StaticFiles(directory=dashboard.WEB / "static"), name="ops-static")
     return app
 
 

@@ -51,6 +51,17 @@ class ApiSettings(Settings):
     # /health/ready gives up on the database (and the broker) after this long.
     ready_timeout_s: float = 1.0
 
+    # Live streams: a comment line this often when nothing happens (proxies close idle streams),
+    # and how often they read when nothing wakes them (SQLite, or PostgreSQL's LISTEN lost).
+    stream_heartbeat_s: float = 15.0
+    stream_poll_s: float = 1.0
+    # A stream ends after this long (the client comes back with Last-Event-ID, losing nothing):
+    # connections spread again over the API processes, and a shutdown waits for none for long.
+    stream_max_s: float = 300.0
+
+    # How long a sign-in to the ops pages lasts.
+    ops_session_hours: float = 8.0
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "ApiSettings":
         if self.environment == "production":

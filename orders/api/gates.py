@@ -1,13 +1,19 @@
-"""What a request must be before anything parses it: the operators' key on their paths (401
-first, whatever the body), and a body of the right size (413), media type (415) and, for JSON,
+"""What a request must be before anything parses it: the operators' key or session on their
+paths (401 first, whatever the body), and a body of the right size (413), media type (415) and, for JSON,
 shape (400 naming what is wrong: malformed, nested too deep, a number too long)."""
 
+import contextlib
 import hmac
 import json
 import re
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urlencode
 
+from starlette.datastructures import Headers
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orders.api.ops_session import COOKIE, Sessions, csrf_matches
 from orders.api.problems import Problem, problem_response
 
 BODYLESS = ("GET", "HEAD", "OPTIONS", "DELETE")
@@ -35,14 +41,21 @@ def json_problem(body: bytes) -> Problem | None:
 class BodyGate:
     """Buffers up to `max_bytes` of the body (checkout bodies are small) and answers 413 past it,
     whether the client announced a Content-Length or streamed chunks; then checks its media
-    type (JSON, or multipart on the upload paths) and that its JSON parses."""
+    type (JSON; multipart on the upload paths, urlencoded on the sign-in forms') and that its
+    JSON parses."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, uploads: re.Pattern[str], upload_max_bytes: int
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        uploads: re.Pattern[str],
+        upload_max_bytes: int,
+        forms: re.Pattern[str],
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.uploads, self.upload_max_bytes = uploads, upload_max_bytes
+        self.forms = forms  # HTML forms: urlencoded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in BODYLESS:
@@ -74,7 +87,14 @@ class BodyGate:
 
         if body:
             media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            expected = b"multipart/form-data" if upload else b"application/json"
+            form = bool(self.forms.match(scope["path"]))
+            expected = (
+                b"multipart/form-data"
+                if upload
+                else b"application/x-www-form-urlencoded"
+                if form
+                else b"application/json"
+            )
             if media_type != expected:
                 problem = Problem(
                     415,
@@ -84,7 +104,7 @@ class BodyGate:
                 )
                 await self._refuse(scope, receive, send, problem)
                 return
-            if not upload and (problem_ := json_problem(body)) is not None:
+            if not (upload or form) and (problem_ := json_problem(body)) is not None:
                 await self._refuse(scope, receive, send, problem_)
                 return
 
@@ -108,19 +128,70 @@ def too_large(limit: int) -> Problem:
     return Problem(413, "body-too-large", "Request body too large", detail)
 
 
-class OpsKeyGate:
-    """The operators' paths answer 401 without their key before anything else is looked at."""
+class OpsGate:
+    """The operators' paths answer before anything else is looked at: with the key
+    (`X-API-Key`) or a signed-in session's cookie a request goes on, which of the two noted in
+    `scope["state"]["ops"]`; a cookie-authenticated request that changes something must carry
+    its session's CSRF token (403 without). Without either: the pages send a browser to the
+    sign-in form, everything else is 401. The sign-in form and the pages' own files are open."""
 
-    def __init__(self, app: ASGIApp, key: str, paths: re.Pattern[str]) -> None:
-        self.app, self.key, self.paths = app, key.encode(), paths
+    def __init__(
+        self,
+        app: ASGIApp,
+        key: str,
+        paths: re.Pattern[str],
+        sessions: Sessions,
+        open_paths: re.Pattern[str],
+        pages: re.Pattern[str],
+    ) -> None:
+        self.app, self.key, self.paths, self.sessions = app, key.encode(), paths, sessions
+        self.open_paths, self.pages = open_paths, pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.paths.match(scope["path"]):
-            presented = dict(scope["headers"]).get(b"x-api-key", b"")
-            if not hmac.compare_digest(presented, self.key):
-                await problem_response(unauthorized(), scope["path"])(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.paths.match(path) or self.open_paths.match(path):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if hmac.compare_digest(headers.get("x-api-key", "").encode("latin-1"), self.key):
+            scope.setdefault("state", {})["ops"] = "key"
+            await self.app(scope, receive, send)
+            return
+        session = self.sessions.read(cookie_value(headers, COOKIE))
+        if session is None:
+            if scope["method"] == "GET" and self.pages.match(path):
+                query = scope.get("query_string", b"").decode("latin-1")
+                here = path + (f"?{query}" if query else "")
+                to = "/ops/login?" + urlencode({"next": here})
+                await RedirectResponse(to, status_code=303)(scope, receive, send)
                 return
+            await problem_response(unauthorized(), path)(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["ops"], state["ops_session"] = "session", session
+        changes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
+        checked_here = changes and path != "/ops/logout"  # logout's token comes in its form
+        if checked_here and not csrf_matches(session, headers.get("x-csrf-token")):
+            await problem_response(csrf_refused(), path)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+def cookie_value(headers: Headers, name: str) -> str | None:
+    jar = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        jar.load(headers.get("cookie", ""))
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def csrf_refused() -> Problem:
+    return Problem(
+        403,
+        "csrf-token-missing",
+        "CSRF token missing or wrong",
+        "A signed-in change must send its page's token in the X-CSRF-Token header.",
+    )
 
 
 def unauthorized() -> Problem:

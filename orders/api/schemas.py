@@ -116,11 +116,16 @@ class OrderAccepted(Money):
     status: OrderStatus
     status_url: str
     events_url: str
+    stream_url: str = Field(description="Server-Sent Events of the order's timeline, live")
     access_token: str = Field(description="Send as `Authorization: Bearer` to follow this order.")
 
     @classmethod
     def of(cls, order: view.OrderView, access_token: str) -> "OrderAccepted":
-        links = {"status_url": f"/orders/{order.id}", "events_url": f"/orders/{order.id}/events"}
+        links = {
+            "status_url": f"/orders/{order.id}",
+            "events_url": f"/orders/{order.id}/events",
+            "stream_url": f"/orders/{order.id}/stream",
+        }
         return cls(**asdict(order), **links, access_token=access_token)
 
 

@@ -103,7 +103,8 @@ class OrderLine(SQLModel, table=True):
 
 class OrderEvent(SQLModel, table=True):
     __tablename__ = "order_event"
-    __table_args__ = (UniqueConstraint("order_id", "seq"),)
+    # The dashboard's figures read events of a type over the last hour or day.
+    __table_args__ = (UniqueConstraint("order_id", "seq"), Index(None, "type", "occurred_at"))
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")

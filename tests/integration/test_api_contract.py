@@ -36,6 +36,7 @@ def api(db, database_url: str, tmp_path: Path):
         "SECRET_KEY": "contract-secret",
         "ENVIRONMENT": "test",
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "STREAM_MAX_S": "1",  # the order's live stream, for a pending order, ends after 1 s
     }
     stack = Stack(tmp_path / "logs", env)
     port = free_port()

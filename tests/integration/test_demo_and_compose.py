@@ -52,6 +52,10 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
         summary["webhooks"]["flaky"]["received"] == summary["webhooks"]["flaky"]["distinct_ids"] + 2
     )
     assert summary["emails_caught"] == summary["orders_placed"]
+    # One order followed on its live stream (on SQLite by polling, on PostgreSQL by NOTIFY).
+    timeline = ["order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed"]
+    expected = [f"{seq} {event}" for seq, event in enumerate(timeline, start=1)]
+    assert summary["stream"]["events"] == expected
     assert summary["invoices_saved"] == statuses["completed"] + statuses["refunded"]
     for pid in summary["pids"]:  # nothing left running
         with pytest.raises(ProcessLookupError):

@@ -155,7 +155,11 @@ def after_checkout(
 async def get_order(order: OrderDep, session: SessionDep) -> OrderPublic:
     view = await run(session, load_view, order)
     payment = (await session.exec(select(Payment).where(Payment.order_id == order.id))).first()
-    links = {"self": f"/orders/{order.id}", "events": f"/orders/{order.id}/events"}
+    links = {
+        "self": f"/orders/{order.id}",
+        "events": f"/orders/{order.id}/events",
+        "stream": f"/orders/{order.id}/stream",
+    }
     rendered = await session.exec(
         select(Invoice.id).where(
             Invoice.order_id == order.id, col(Invoice.rendered_at).is_not(None)

@@ -1,0 +1,115 @@
+"""Live order status for the storefront: `GET /orders/{id}/stream`, Server-Sent Events of the
+order's timeline. Each event's `id:` is its per-order sequence number, so a client that comes back
+with `Last-Event-ID` gets exactly the events after it. The stream ends once the order is at rest
+(orders.states.AT_REST); coming back after that gets 204, which tells an EventSource to stop. It
+also ends after STREAM_MAX_S, and the client comes back for the rest."""
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orders import access
+from orders.api.dependencies import bearer_token
+from orders.api.live import Hub
+from orders.api.problems import not_found
+from orders.api.schemas import OrderEventPublic
+from orders.db import run
+from orders.models import Order, OrderEvent, OrderStatus
+from orders.states import AT_REST
+
+router = APIRouter()
+
+SEQ_MAX = 2**31 - 1  # order_event.seq is an INTEGER: a larger Last-Event-ID is refused with 422
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: no buffering
+
+
+async def events_after(
+    sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID, after: int
+) -> tuple[list[OrderEvent], OrderStatus]:
+    """The events after sequence number `after`, and the order's status read before them: each
+    statement sees what had committed when it began, so every event of that status (committed
+    with it) is among the events, and a stream that ends at rest has sent them all."""
+    async with sessions() as session:
+        status = (await session.exec(select(Order.status).where(Order.id == order_id))).one()
+        events = await session.exec(
+            select(OrderEvent)
+            .where(OrderEvent.order_id == order_id, col(OrderEvent.seq) > after)
+            .order_by(col(OrderEvent.seq))
+        )
+        found = list(events)
+    return found, OrderStatus(status)
+
+
+def sse(event: OrderEvent) -> str:
+    data = OrderEventPublic.model_validate(event, from_attributes=True).model_dump(mode="json")
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(data)}\n\n"
+
+
+async def follow(
+    hub: Hub,
+    sessions: async_sessionmaker[AsyncSession],
+    order_id: uuid.UUID,
+    after: int,
+    heartbeat_s: float,
+    max_s: float,
+) -> AsyncIterator[str]:
+    with hub.watch(str(order_id)) as woken:
+        last_sent = started = time.monotonic()
+        while time.monotonic() - started < max_s:
+            events, status = await events_after(sessions, order_id, after)
+            for event in events:
+                yield sse(event)
+                after, last_sent = event.seq, time.monotonic()
+            if status in AT_REST:
+                return
+            if time.monotonic() - last_sent >= heartbeat_s:
+                yield ": keep-alive\n\n"  # a comment: proxies see traffic, clients ignore it
+                last_sent = time.monotonic()
+            await hub.wait(woken, heartbeat_s - (time.monotonic() - last_sent))
+
+
+@router.get(
+    "/orders/{order_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The order's events, live"},
+        204: {"description": "The order is at rest and every event was sent: stop reconnecting"},
+        404: {"description": "No order with this id for this token"},
+    },
+)
+async def stream_order(
+    order_id: uuid.UUID,
+    request: Request,
+    access_token: Annotated[
+        str | None,
+        Query(description="The order's token, for EventSource, which cannot send headers"),
+    ] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=SEQ_MAX, description="The last `id:` received"),
+    ] = None,
+) -> Response:
+    sessions = request.app.state.sessions
+    token = bearer_token(request) or access_token
+    async with sessions() as session:  # released before the stream begins
+        order = await run(session, access.find_order, order_id, token)
+    if order is None:
+        raise not_found("order with this id for this token")
+    after = last_event_id or 0
+    if order.status in AT_REST:
+        events, _ = await events_after(sessions, order_id, after)
+        if not events:
+            return Response(status_code=204)
+    s = request.app.state.settings
+    stream = follow(
+        request.app.state.hub, sessions, order_id, after, s.stream_heartbeat_s, s.stream_max_s
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
