@@ -25,6 +25,7 @@ import psycopg
 from bench.capacity import capacity, openloop, settle, within_budget
 from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
+from bench.stream_load import streams_phase
 from bench.table import print_table
 from orders.db import libpq_url
 from stack.processes import ROOT, Stack, free_port
@@ -140,9 +141,17 @@ def run(smoke: bool) -> dict[str, Any]:
             f"{api}/_bench/naive-order", 1 if smoke else 2, 2 if smoke else 8, roots
         )
 
+        phase("streams: order streams held open on one API process while checkouts run")
+        results["streams"] = streams_phase(
+            stack, 50 if smoke else 1000, 20 if smoke else 50, 2 if smoke else 10
+        )
+
         # The pipeline: now the relay and the workers run; earlier orders are set aside.
         with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
             conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+            # ...their orders too: else the relay's stall sweep would find them pending and
+            # enqueue them again in the middle of a later phase (seen: a burst drained them).
+            conn.execute("""UPDATE "order" SET status = 'cancelled' WHERE status = 'pending'""")
         metrics_dir = folder / "metrics"
         metrics_dir.mkdir(parents=True, exist_ok=True)
         stack.env |= {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}

@@ -87,6 +87,7 @@ def print_table(results: dict[str, Any]) -> None:
             f" {b['p50_202_to_completed_ms']:>8} {b['p95_202_to_completed_ms']:>8}"
             f" {b['p99_202_to_completed_ms']:>8}"
         )
+    print_streams(results["streams"])
     print()
     for name, m in results["memory"].items():
         print(
@@ -122,3 +123,23 @@ def print_targets(results: dict[str, Any]) -> None:
     print(f"\ntargets (split layout; median render {render} ms, CPU per order {total:.0f} ms)")
     for name, measured, target in rows:
         print(f"  {name:52} {measured:>22}   target {target}")
+
+
+def print_streams(r: dict[str, Any]) -> None:
+    print(
+        f"\nstreams: {r['opened']} of {r['streams']} order streams open on one API process;"
+        f" checkout at {r['offered_rate']}/s for {r['seconds']} s without, then with them"
+    )
+    print(
+        f"  API memory {r['rss_before_mb']} -> {r['rss_with_streams_mb']} MB:"
+        f" {r['kb_per_stream']} KB per open stream"
+    )
+    change = r["p99_change_pct"]
+    verdict = (
+        "" if change is None else ("  (met: <= +20 %)" if change <= 20 else "  (not met: > +20 %)")
+    )
+    print(
+        f"  checkout p99 {r['p99_without_ms']} ms without, {r['p99_with_ms']} ms with"
+        f" ({'-' if change is None else f'{change:+.1f} %'}){verdict};"
+        f" errors {r['errors_without']} / {r['errors_with']}"
+    )

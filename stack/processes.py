@@ -175,12 +175,14 @@ class Stack:
     ) -> Process:
         return self.start(name, [sys.executable, *args], ready_text, ready_url)
 
-    def api(self, port: int, app: str = "orders.main:app", *options: str) -> Process:
+    def api(
+        self, port: int, app: str = "orders.main:app", *options: str, name: str = "api"
+    ) -> Process:
         url = f"http://127.0.0.1:{port}"
         args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
         # Live streams stay open: without a bound, uvicorn would wait for them to end on shutdown.
         args += ["--timeout-graceful-shutdown", "5", *options]
-        return self.python("api", *args, ready_url=f"{url}/health/live")
+        return self.python(name, *args, ready_url=f"{url}/health/live")
 
     def relay(self, name: str = "relay") -> Process:
         return self.python(name, "-m", "fulfillment.relay", ready_text=RELAY_READY)

@@ -7,6 +7,7 @@ session from the pool when it is woken, and gives the connection back."""
 import asyncio
 import contextlib
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -24,7 +25,8 @@ ANY = "*"  # what the operators' stream watches: every order
 class Hub:
     def __init__(self, settings: Settings, poll_s: float) -> None:
         self.dsn = None if is_sqlite(settings.database_url) else libpq_url(settings.database_url)
-        self.options = connect_args(settings, "orders-api-listen")
+        # Named with the process's id: which process holds which listener shows in pg_stat_activity.
+        self.options = connect_args(settings, f"orders-api-listen:{os.getpid()}")
         self.poll_s = poll_s
         self.listening = False
         self.watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)

@@ -39,6 +39,7 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         "memory api",
         "targets (split layout",
         "steady",
+        "streams:",
     )
     for heading in headings:
         assert heading in result.stdout
@@ -66,3 +67,8 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
     assert results["checkout_open_loop"][0]["ok"] > 0
     assert results["checkout_gateway_0ms"]["ok"] > 0
     assert {"api", "relay", "render", "steps", "worker"} <= set(results["memory"])
+    streams = results["streams"]
+    assert streams["opened"] == streams["streams"] == 50  # every stream answered 200
+    assert streams["rss_with_streams_mb"] > 0
+    assert streams["p99_without_ms"] is not None
+    assert streams["p99_with_ms"] is not None

@@ -146,7 +146,7 @@ async def test_open_streams_hold_no_database_connection_and_share_one_listener(a
         def connections(name: str) -> int:
             return count(db, f"pg_stat_activity WHERE application_name = '{name}'")
 
-        assert connections("orders-api-listen") == 1
+        assert connections(f"orders-api-listen:{processes.named('api').pid}") == 1
         assert connections("orders-api") < len(orders)  # the pool's few, not one per stream
         # Every stream is woken by its own order's events, through that one listener.
         start_fulfilment(processes)

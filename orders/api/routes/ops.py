@@ -16,7 +16,7 @@ from orders.api.auth import require_ops_key
 from orders.api.dependencies import AuditDep, SessionDep, SettingsDep
 from orders.api.pagination import newest_first
 from orders.api.problems import Problem, not_found
-from orders.api.routes.storefront import pdf_response
+from orders.api.routes.storefront import credit_note_pdf, invoice_pdf
 from orders.db import run
 from orders.lifecycle import NotRetryable, retry_failed
 from orders.messages import QUEUES
@@ -190,12 +190,9 @@ async def order_detail(order_id: uuid.UUID, session: SessionDep) -> dict[str, An
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Not rendered yet"}},
 )
-async def invoice_pdf(order_id: uuid.UUID, session: SessionDep) -> Response:
+async def get_invoice_pdf(order_id: uuid.UUID, session: SessionDep) -> Response:
     """The order's invoice, for support (the storefront's link needs the order's token)."""
-    invoice = (await session.exec(select(Invoice).where(Invoice.order_id == order_id))).first()
-    if invoice is None or invoice.pdf is None:
-        raise not_found("invoice for this order yet")
-    return pdf_response(invoice.pdf, f"invoice-{invoice.number}.pdf", invoice.sha256)
+    return await invoice_pdf(session, order_id)
 
 
 @router.get(
@@ -203,9 +200,5 @@ async def invoice_pdf(order_id: uuid.UUID, session: SessionDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Not rendered yet"}},
 )
-async def credit_note_pdf(order_id: uuid.UUID, number: str, session: SessionDep) -> Response:
-    notes = await session.exec(select(CreditNote).where(CreditNote.order_id == order_id))
-    note = next((n for n in notes if credit_note_text(n.number) == number), None)
-    if note is None or note.pdf is None:
-        raise not_found("credit note with this number for this order yet")
-    return pdf_response(note.pdf, f"credit-note-{number}.pdf", note.sha256)
+async def get_credit_note_pdf(order_id: uuid.UUID, number: str, session: SessionDep) -> Response:
+    return await credit_note_pdf(session, order_id, number)

@@ -6,6 +6,7 @@ import uuid
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders import context, idempotency
 from orders.access import access_token_for
@@ -179,10 +180,7 @@ async def get_order(order: OrderDep, session: SessionDep) -> OrderPublic:
     responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Not rendered yet"}},
 )
 async def get_invoice_pdf(order: OrderDep, session: SessionDep) -> Response:
-    invoice = (await session.exec(select(Invoice).where(Invoice.order_id == order.id))).first()
-    if invoice is None or invoice.pdf is None:
-        raise not_found("invoice for this order yet")
-    return pdf_response(invoice.pdf, f"invoice-{invoice.number}.pdf", invoice.sha256)
+    return await invoice_pdf(session, order.id)
 
 
 @router.get(
@@ -192,13 +190,25 @@ async def get_invoice_pdf(order: OrderDep, session: SessionDep) -> Response:
 )
 async def get_credit_note_pdf(order: OrderDep, number: str, session: SessionDep) -> Response:
     """A credit note of the order (`CN-000001`), once rendered."""
+    return await credit_note_pdf(session, order.id, number)
+
+
+async def invoice_pdf(session: AsyncSession, order_id: uuid.UUID) -> Response:
+    """The order's invoice, once rendered (the storefront's and the operators' link)."""
+    invoice = (await session.exec(select(Invoice).where(Invoice.order_id == order_id))).first()
+    if invoice is None or invoice.pdf is None:
+        raise not_found("invoice for this order yet")
+    return pdf_response(invoice.pdf, f"invoice-{invoice.number}.pdf", invoice.sha256)
+
+
+async def credit_note_pdf(session: AsyncSession, order_id: uuid.UUID, number: str) -> Response:
     digits = number.removeprefix("CN-")
     note = None
     if number.startswith("CN-") and digits.isdigit() and len(digits) <= 12:
         note = (
             await session.exec(
                 select(CreditNote).where(
-                    CreditNote.order_id == order.id, CreditNote.number == int(digits)
+                    CreditNote.order_id == order_id, CreditNote.number == int(digits)
                 )
             )
         ).first()
