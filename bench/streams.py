@@ -4,7 +4,7 @@ memory, and whether checkouts notice them.
     python -m bench.streams --api http://127.0.0.1:8000 --orders FILE --hold 60
 
 holds one `GET /orders/{id}/stream` per order of FILE (JSON: [{"stream_url", "access_token"}])
-open, each over its own connection, reading what comes (the first event, then heartbeats); it
+open, each over its own connection (opened 50 at a time, as clients would arrive), reading what comes (the first event, then heartbeats); it
 prints `open N` once every stream has answered 200, and exits after `--hold` seconds. A plain
 asyncio client: a few KB per connection, so 1,000 of them cost the load generator little.
 """
@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvloop
+
+OPENING = 50  # streams being opened at once
 
 
 async def hold(host: str, port: int, order: dict[str, Any], opened: asyncio.Queue[bool]) -> int:
@@ -43,8 +45,12 @@ async def run(api: str, orders: list[dict[str, Any]], hold_s: float) -> None:
     parts = urlsplit(api)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     opened: asyncio.Queue[bool] = asyncio.Queue()
-    tasks = [asyncio.create_task(hold(host, port, order, opened)) for order in orders]
-    answered = [await opened.get() for _ in orders]
+    tasks, answered = [], []
+    for i, order in enumerate(orders):  # OPENING at a time, as clients arrive, not all at once
+        tasks.append(asyncio.create_task(hold(host, port, order, opened)))
+        if i >= OPENING:
+            answered.append(await opened.get())
+    answered += [await opened.get() for _ in range(len(orders) - len(answered))]
     print(f"open {sum(answered)}", flush=True)
     await asyncio.sleep(hold_s)
     for task in tasks:

@@ -3,6 +3,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import re
@@ -90,6 +91,13 @@ def create_app(s: ApiSettings) -> FastAPI:
         except SQLAlchemyError:  # the API starts without its database and answers 503 meanwhile
             log.exception("could not mark interrupted product images")
         purge = asyncio.create_task(purge_idempotency_keys_forever(app))
+        # Everything made so far (modules, the app, its routes and schemas) lives as long as the
+        # process: frozen out of the collector's way, so a full collection scans only what
+        # requests make; and collections less often (GC_GEN0_THRESHOLD, CPython's default 700).
+        # Measured with 1,000 open streams: full collections had paused the event loop for
+        # 120-256 ms each, checkout p99 +180 to +470 %; with both, -28 to +16 % (README).
+        gc.freeze()
+        gc.set_threshold(s.gc_gen0_threshold, *gc.get_threshold()[1:])
         try:
             yield
         finally:
@@ -128,6 +136,7 @@ def create_app(s: ApiSettings) -> FastAPI:
     )
     app.state.ops_sessions = Sessions(s.secret_key, s.ops_session_hours * 3600)
     app.state.login_throttle = Throttle()
+    app.state.dashboard_figures = dashboard.FiguresCache()
     app.add_middleware(
         OpsGate,
         key=s.ops_api_key,

@@ -62,6 +62,9 @@ class ApiSettings(Settings):
     # How long a sign-in to the ops pages lasts.
     ops_session_hours: float = 8.0
 
+    # Allocations between two young-generation collections (CPython's default: 700).
+    gc_gen0_threshold: int = 10_000
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "ApiSettings":
         if self.environment == "production":

@@ -86,15 +86,13 @@ class Hub:
             if not self.watchers[key]:
                 del self.watchers[key]
 
-    async def wait(self, woken: asyncio.Event, timeout_s: float) -> None:
-        """Until woken or `timeout_s` passed; at most `poll_s` while nothing listens."""
-        if not self.listening:
-            timeout_s = min(timeout_s, self.poll_s)
+    async def wait(self, woken: asyncio.Event, timeout_s: float) -> bool:
+        """Until woken or `timeout_s` passed. True when the caller should read again: it was
+        woken, or nothing listens (then it waited `poll_s` at most, and reads to find out)."""
+        polling = not self.listening
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(min(timeout_s, self.poll_s) if polling else timeout_s):
                 await woken.wait()
+        read = woken.is_set() or polling
         woken.clear()
-
-    @property
-    def streams(self) -> int:
-        return sum(len(watchers) for watchers in self.watchers.values())
+        return read

@@ -52,7 +52,10 @@ async def messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
         elif fields:
-            yield fields
+            if "data" in fields:  # a block without data (the `retry:` one) is no event
+                yield fields
+            else:
+                assert fields == {"retry": "3000"}
             fields = {}
 
 

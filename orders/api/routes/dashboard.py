@@ -119,18 +119,30 @@ async def logout(request: Request) -> Response:
     return response
 
 
+class FiguresCache:
+    """The dashboard's figures, computed at most once a second per API process whatever the
+    number of open dashboards: each page and stream shares the last computation, and one
+    computes while the others wait for it."""
+
+    def __init__(self) -> None:
+        self.at, self.lock = 0.0, asyncio.Lock()
+        self.figures: dict[str, Any] | None = None
+
+    async def get(self, request: Request) -> dict[str, Any]:
+        async with self.lock:
+            if self.figures is None or time.monotonic() - self.at >= PUSH_EVERY_S:
+                async with request.app.state.sessions() as session:
+                    found = await run(session, figures.dashboard)
+                broker = request.app.state.settings.broker_url
+                found["queue_depths"] = await asyncio.to_thread(queue_depths, broker)
+                self.at, self.figures = time.monotonic(), found
+            assert self.figures is not None
+            return dict(self.figures)
+
+
 async def dashboard_figures(request: Request) -> dict[str, Any]:
-    """The figures, computed at most once a second per API process whatever the number of open
-    dashboards (each stream and page shares the last computation)."""
-    cache = request.app.state.__dict__.setdefault("dashboard_cache", {"at": 0.0, "figures": None})
-    if cache["figures"] is not None and time.monotonic() - cache["at"] < PUSH_EVERY_S:
-        return dict(cache["figures"])
-    async with request.app.state.sessions() as session:
-        found = await run(session, figures.dashboard)
-    broker = request.app.state.settings.broker_url
-    found["queue_depths"] = await asyncio.to_thread(queue_depths, broker)
-    cache.update(at=time.monotonic(), figures=found)
-    return dict(found)
+    cache: FiguresCache = request.app.state.dashboard_figures
+    return await cache.get(request)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
