@@ -139,7 +139,8 @@ def print_streams(r: dict[str, Any]) -> None:
         "" if change is None else ("  (met: <= +20 %)" if change <= 20 else "  (not met: > +20 %)")
     )
     print(
-        f"  checkout p99 {r['p99_without_ms']} ms without, {r['p99_with_ms']} ms with"
+        f"  checkout p99 {fmt(r['p99_without_ms']).strip()} ms without,"
+        f" {fmt(r['p99_with_ms']).strip()} ms with"
         f" ({'-' if change is None else f'{change:+.1f} %'}){verdict};"
         f" errors {r['errors_without']} / {r['errors_with']}"
     )
