@@ -110,7 +110,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
             ).json()
             secrets[path] = endpoint["secret"]
 
-        console.print(f"ops dashboard: {api}/ops/dashboard (sign in with the key {OPS_KEY!r})")
+        console.print(f"ops dashboard, while the demo runs: {api}/ops/dashboard (key {OPS_KEY!r})")
         accepted, latencies, notes = asyncio.run(place_all(api, count))
         streamed: list[str] = []
         watched = next(o for o in accepted if o["label"] == "order")  # one that goes through
