@@ -69,8 +69,8 @@ async def follow(
     """Reads the order when woken (its event committed) and only then: a quiet stream costs no
     query, just a comment line every `heartbeat_s` at most (jittered: streams opened together,
     as after a restart, must not all write at the same moment), so a thousand open streams do
-    not take the pool's connections in turns. A database that fails it ends the stream; the client comes
-    back (after `retry:` ms) with its Last-Event-ID, losing nothing."""
+    not take the pool's connections in turns. A database that fails it ends the stream; the
+    client comes back (after `retry:` ms) with its Last-Event-ID, losing nothing."""
     yield f"retry: {RETRY_MS}\n\n"
     with hub.watch(str(order_id)) as woken:
         started = time.monotonic()
@@ -121,12 +121,21 @@ async def stream_order(
     if order is None:
         raise not_found("order with this id for this token")
     after = last_event_id or 0
-    if order.status in AT_REST:
+    stream: AsyncIterator[str]
+    if order.status in AT_REST:  # nothing more will come: what is there, read once, and the end
         events, _ = await events_after(sessions, order_id, after)
         if not events:
             return Response(status_code=204)
-    s = request.app.state.settings
-    stream = follow(
-        request.app.state.hub, sessions, order_id, after, s.stream_heartbeat_s, s.stream_max_s
-    )
+        stream = replay(events)
+    else:
+        s = request.app.state.settings
+        stream = follow(
+            request.app.state.hub, sessions, order_id, after, s.stream_heartbeat_s, s.stream_max_s
+        )
     return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+async def replay(events: list[OrderEvent]) -> AsyncIterator[str]:
+    yield f"retry: {RETRY_MS}\n\n"
+    for event in events:
+        yield sse(event)
