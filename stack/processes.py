@@ -36,15 +36,16 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 30, what: str
 
 
 @functools.cache
-def probe_client() -> httpx.Client:
-    """One client for every readiness probe: building one costs ~20 ms of CPU (its TLS context),
+def loopback_client(timeout_s: float = 0.5) -> httpx.Client:
+    """One client per timeout for the calls the harness and the tests make again and again
+    (readiness probes, the fakes' admin API): building one costs ~20 ms of CPU (its TLS context),
     which, polled every 50 ms, would take a core from the process being waited for."""
-    return httpx.Client(timeout=0.5)
+    return httpx.Client(timeout=timeout_s)
 
 
 def answers(url: str) -> bool:
     try:
-        probe_client().get(url)
+        loopback_client().get(url)
     except httpx.TransportError:
         return False
     return True

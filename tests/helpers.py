@@ -3,7 +3,6 @@ and waits with deadlines."""
 
 import asyncio
 import contextlib
-import functools
 import os
 import time
 import uuid
@@ -18,7 +17,7 @@ from alembic.config import Config
 from orders.api.app import create_app
 from orders.api.config import ApiSettings
 from orders.db import ensure_database
-from stack.processes import ROOT
+from stack.processes import ROOT, loopback_client
 from stack.samples import make_cart
 
 TEST_DATABASE_URL = os.environ.get(
@@ -156,18 +155,13 @@ def assert_problem(
     return body
 
 
-@functools.cache
-def admin_client() -> httpx.Client:
-    return httpx.Client(timeout=5)
-
-
 class FakeServer:
     """A fake on loopback (fakes/), driven through its admin API (one client for every call: a
     new one costs ~20 ms of CPU, and `eventually` asks several times a second)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = admin_client()
+        self.http = loopback_client(5)
 
     def reset(self) -> None:
         self.http.post(f"{self.url}/_admin/reset").raise_for_status()
