@@ -3,7 +3,6 @@ transaction. The outcome is told in the shop's terms (accepted, declined, replay
 it into HTTP, and gives checkout the answer to store for replays of the same Idempotency-Key."""
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,32 +10,14 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orders import events, idempotency
-from orders.access import access_token_for, hash_access_token
-from orders.db import run
-from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse
-from orders.messages import RunStep, VoidAuthorization, enqueue
-from orders.models import (
-    Order,
-    OrderLine,
-    OrderStatus,
-    Payment,
-    PaymentStatus,
-    Product,
-    next_order_number,
-    table,
-    utcnow,
-)
+from orders import idempotency
+from orders.db import run, together
+from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse, unfinished_claim
+from orders.messages import VoidAuthorization, outbox_row
+from orders.models import Outbox, Product, table, utcnow
+from orders.order_write import NewOrder, write_order
 from orders.payments import Authorization, Authorizer, InvalidPaymentToken, PaymentDeclined
-from orders.payments import token_fingerprint as fingerprint_of
-from orders.pricing import (
-    CatalogPrice,
-    OrderLimits,
-    PricedOrder,
-    PricingError,
-    check_cart,
-    price_order,
-)
+from orders.pricing import CatalogPrice, OrderLimits, PricingError, check_cart, price_order
 from orders.view import Address, Customer, OrderView
 
 log = logging.getLogger(__name__)
@@ -90,7 +71,10 @@ async def place_order(
     answer: Answer,
 ) -> Accepted | Declined | Replayed:
     """Raises PricingError or InvalidPaymentToken for a cart to correct, GatewayUnavailable when
-    nothing is known to have been charged, KeyReused or KeyInUse for the Idempotency-Key."""
+    nothing is known to have been charged, KeyReused or KeyInUse for the Idempotency-Key.
+
+    `session` is an autocommit one on PostgreSQL (orders.db.make_async_sessionmaker): every
+    write here is one statement, and none pays for BEGIN and COMMIT."""
     check_cart(cart.lines, rules.limits)
     # Read in the claim's transaction, whose commit gives the connection back to the pool: no
     # connection is held while the gateway answers.
@@ -116,7 +100,18 @@ async def place_order(
     except BaseException:  # maybe authorized: a retry with the key asks the gateway again
         await run(session, idempotency.release, key)
         raise
-    return await run(session, _accept, claim, cart, priced, auth, gateway.name, rules, key, answer)
+    new = NewOrder.of(
+        claim.order_id,
+        cart.customer,
+        cart.shipping_address,
+        cart.payment_token,
+        priced,
+        auth,
+        gateway.name,
+        rules.tax_rate_bps,
+        rules.secret_key,
+    )
+    return await run(session, _accept, claim, new, key, answer)
 
 
 def catalog_prices(session: Session, skus: list[str]) -> dict[str, CatalogPrice]:
@@ -133,29 +128,17 @@ def _answered(session: Session, key: str, response: StoredResponse) -> None:
     session.commit()
 
 
-def _accept(
-    session: Session,
-    claim: Claimed,
-    cart: Cart,
-    priced: PricedOrder,
-    auth: Authorization,
-    gateway_name: str,
-    rules: CheckoutRules,
-    key: str,
-    answer: Answer,
-) -> Accepted:
+def _accept(session: Session, claim: Claimed, new: NewOrder, key: str, answer: Answer) -> Accepted:
     """The order, its lines, payment, first event and outbox message, and the stored answer: one
-    transaction. Core inserts, not ORM objects: this is the hot path of checkout."""
+    transaction (on PostgreSQL one statement, see orders.order_write)."""
     try:
-        order = write_order(session, claim.order_id, cart, priced, auth, gateway_name, rules)
-        accepted = Accepted(order)
-        idempotency.record_response(session, key, answer(accepted))
+        order = write_order(session, claim, new, key, lambda order: answer(Accepted(order)))
         session.commit()
     except BaseException:
         session.rollback()
-        _give_back(session, claim, auth, key)
+        _give_back(session, claim, new.auth, key)
         raise
-    return accepted
+    return Accepted(order)
 
 
 def _give_back(session: Session, claim: Claimed, auth: Authorization, key: str) -> None:
@@ -163,97 +146,12 @@ def _give_back(session: Session, claim: Claimed, auth: Authorization, key: str) 
     and drop the claim, so that a retry starts afresh (a new order id, a new authorization). If
     the database cannot take even that, the claim stays, and a retry with the key takes it over
     after IDEMPOTENCY_LOCK_TIMEOUT_S and finds this same authorization at the gateway."""
+    void = VoidAuthorization(order_id=claim.order_id, authorization_id=auth.id)
     try:
-        enqueue(session, VoidAuthorization(order_id=claim.order_id, authorization_id=auth.id))
-        idempotency.discard(session, key)
+        together(
+            session, insert(table(Outbox)).values(outbox_row(void, utcnow())), unfinished_claim(key)
+        )
         session.commit()
     except Exception:
         session.rollback()
         log.exception("authorization %s is held with no order; the claim stays", auth.id)
-
-
-def write_order(
-    session: Session,
-    order_id: uuid.UUID,
-    cart: Cart,
-    priced: PricedOrder,
-    auth: Authorization,
-    gateway_name: str,
-    rules: CheckoutRules,
-) -> OrderView:
-    now = utcnow()
-    customer, address = cart.customer, cart.shipping_address
-    number: int = session.exec(
-        insert(table(Order))
-        .values(
-            id=order_id,
-            number=next_order_number(session.get_bind().dialect.name),
-            status=OrderStatus.PENDING,
-            customer_email=customer.email,
-            customer_name=customer.name,
-            shipping_name=address.name,
-            shipping_line1=address.line1,
-            shipping_line2=address.line2,
-            shipping_city=address.city,
-            shipping_postal_code=address.postal_code,
-            shipping_country=address.country,
-            currency=priced.currency,
-            subtotal=priced.subtotal,
-            tax=priced.tax,
-            tax_rate_bps=rules.tax_rate_bps,
-            total=priced.total,
-            access_token_hash=hash_access_token(access_token_for(order_id, rules.secret_key)),
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(col(Order.number))
-    ).scalar_one()
-    session.exec(
-        insert(table(OrderLine)).values(
-            [
-                {
-                    "order_id": order_id,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "line_total": line.line_total,
-                }
-                for line in priced.lines
-            ]
-        )
-    )
-    session.exec(
-        insert(table(Payment)).values(
-            order_id=order_id,
-            gateway=gateway_name,
-            authorization_id=auth.id,
-            status=PaymentStatus.AUTHORIZED,
-            amount=auth.amount,
-            currency=auth.currency,
-            token_fingerprint=fingerprint_of(cart.payment_token, rules.secret_key),
-            card_brand=auth.card_brand,
-            card_last4=auth.card_last4,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    order = OrderView(
-        id=order_id,
-        number=number,
-        status=OrderStatus.PENDING,
-        currency=priced.currency,
-        subtotal=priced.subtotal,
-        tax=priced.tax,
-        total=priced.total,
-        tax_rate_bps=rules.tax_rate_bps,
-        customer=customer,
-        shipping_address=address,
-        lines=priced.lines,
-        created_at=now,
-        updated_at=now,
-    )
-    events.record(session, order_id, "order.placed", {"order": order.snapshot()})
-    enqueue(session, RunStep(order_id=order_id))
-    return order

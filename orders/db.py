@@ -10,7 +10,7 @@ Production and the tests run PostgreSQL."""
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
@@ -83,7 +83,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, class_=Session, expire_on_commit=False)
 
 
-def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_async_sessionmaker(
+    engine: AsyncEngine, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """`autocommit`: for code whose every write is one statement (checkout, the audit row) on
+    PostgreSQL, where a statement is atomic on its own: no BEGIN and COMMIT round trips. SQLite
+    keeps its transactions."""
+    if autocommit and engine.dialect.name != "sqlite":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
@@ -97,6 +104,20 @@ async def run(
         return fn(cast(Session, sync), *args, **kw)
 
     return await session.run_sync(call)
+
+
+def together(session: Session, *statements: Executable) -> None:
+    """Writes that commit together. On PostgreSQL one statement, every write but the last a
+    data-modifying CTE of it, atomic even on an autocommit session; on SQLite in turn, in the
+    caller's transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        for statement in statements:
+            session.exec(statement)  # type: ignore[call-overload]
+        return
+    *ctes, last = statements
+    for i, write in enumerate(ctes):
+        last = last.add_cte(write.cte(f"together_{i}"))  # type: ignore[attr-defined]
+    session.exec(last)  # type: ignore[call-overload]
 
 
 def is_sqlite(url: str) -> bool:

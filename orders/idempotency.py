@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Delete, delete, null, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from orders.models import IdempotencyKey, IdempotencyStatus, table, utcnow
+from orders.models.order import ORDER_NUMBER_SEQ
 
 UNLOCKED = datetime(2000, 1, 1, tzinfo=UTC)  # a claim locked "then" is free to take over
 
@@ -26,6 +27,7 @@ UNLOCKED = datetime(2000, 1, 1, tzinfo=UTC)  # a claim locked "then" is free to 
 @dataclass(frozen=True)
 class Claimed:
     order_id: uuid.UUID
+    number: int | None  # the order's number, drawn at the claim on PostgreSQL (see order_write)
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,12 @@ def claim(
                 locked_at=now,
             )
             .on_conflict_do_nothing()
-            .returning(table(IdempotencyKey).c.order_id)
+            .returning(table(IdempotencyKey).c.order_id, number_at_claim(session))
         )
-        order_id = session.exec(stmt).scalar_one_or_none()
-        if order_id is not None:
+        claimed = session.exec(stmt).one_or_none()
+        if claimed is not None:
             session.commit()
-            return Claimed(order_id)
+            return Claimed(*claimed)
 
         record = session.get(IdempotencyKey, key, populate_existing=True)
         if record is None:
@@ -107,26 +109,38 @@ def claim(
             return stored
         if record.locked_at < now - policy.lock_timeout:
             taken = _take_over(session, key, record.locked_at, now)
-            if taken:
-                return Claimed(record.order_id)
+            if taken is not None:
+                return taken
         session.rollback()
         raise KeyInUse(key)
     raise KeyInUse(key)
 
 
-def _take_over(session: Session, key: str, seen_lock: datetime, now: datetime) -> bool:
+def _take_over(session: Session, key: str, seen_lock: datetime, now: datetime) -> Claimed | None:
     """The first request died mid-way: take its claim (and its order id) if nobody else has."""
-    result = session.exec(
-        update(IdempotencyKey)
+    keys = table(IdempotencyKey)
+    taken = session.exec(
+        update(keys)
         .where(
-            IdempotencyKey.key == key,  # type: ignore[arg-type]
-            IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
-            IdempotencyKey.locked_at == seen_lock,  # type: ignore[arg-type]
+            keys.c.key == key,
+            keys.c.status == IdempotencyStatus.IN_PROGRESS,
+            keys.c.locked_at == seen_lock,
         )
         .values(locked_at=now)
-    )
+        .returning(keys.c.order_id, number_at_claim(session))
+    ).one_or_none()
     session.commit()
-    return bool(result.rowcount)
+    return Claimed(*taken) if taken is not None else None
+
+
+def number_at_claim(session: Session) -> Any:
+    """On PostgreSQL the order's number is drawn from its sequence with the claim, so that the
+    order's write is one statement; SQLite has no sequences and numbers the order as it writes
+    it. A claim that ends without an order leaves a gap in the numbers, as a rolled-back
+    transaction always has."""
+    if session.get_bind().dialect.name == "sqlite":
+        return null()
+    return ORDER_NUMBER_SEQ.next_value()
 
 
 def record_response(session: Session, key: str, response: StoredResponse) -> None:
@@ -173,12 +187,12 @@ def forget(session: Session, key: str) -> None:
 def discard(session: Session, key: str) -> None:
     """Drop an unfinished claim, in the caller's transaction: a retry with the key starts
     afresh, with a new order id."""
-    session.exec(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.key == key,  # type: ignore[arg-type]
-            IdempotencyKey.status == IdempotencyStatus.IN_PROGRESS,  # type: ignore[arg-type]
-        )
-    )
+    session.exec(unfinished_claim(key))
+
+
+def unfinished_claim(key: str) -> Delete:
+    keys = table(IdempotencyKey)
+    return delete(keys).where(keys.c.key == key, keys.c.status == IdempotencyStatus.IN_PROGRESS)
 
 
 def purge_expired(session: Session, retention: timedelta) -> int:

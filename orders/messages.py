@@ -5,6 +5,7 @@ objects: the task reads the rows again."""
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -188,14 +189,16 @@ class UnknownMessage(ValueError):
 def enqueue(session: Session, message: Message) -> None:
     """Write the outbox row in the caller's transaction: it commits with the change that causes
     it, and the relay publishes it after."""
-    session.exec(
-        insert(table(Outbox)).values(
-            kind=message.kind,
-            order_id=message.order_id,
-            payload=message.model_dump(mode="json"),
-            created_at=utcnow(),
-        )
-    )
+    session.exec(insert(table(Outbox)).values(outbox_row(message, utcnow())))
+
+
+def outbox_row(message: Message, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": message.kind,
+        "order_id": message.order_id,
+        "payload": message.model_dump(mode="json"),
+        "created_at": now,
+    }
 
 
 def parse(kind: str, payload: dict[str, Any]) -> Message:

@@ -71,6 +71,7 @@ def create_app(s: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_async_engine(s)
         app.state.sessions = make_async_sessionmaker(engine)
+        app.state.autocommit_sessions = make_async_sessionmaker(engine, autocommit=True)
         figures_engine = make_engine(s.model_copy(update={"db_pool_size": 1}), "orders-metrics")
         app.state.metrics = metrics.registry(make_sessionmaker(figures_engine))
         exporter = serve_metrics(s, app.state.metrics)

@@ -32,12 +32,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """For code whose every write is one statement: see orders.db.make_async_sessionmaker."""
+    async with request.app.state.autocommit_sessions() as session:
+        yield session
+
+
 class Auditor:
     """Schedules an audit row for after the response: who (storefront or ops) did what."""
 
     def __init__(self, request: Request, background: BackgroundTasks) -> None:
         self.background = background
-        self.sessions = request.app.state.sessions
+        self.sessions = request.app.state.autocommit_sessions  # one INSERT
         self.actor = "ops" if request.url.path.startswith("/ops/") else "storefront"
 
     def __call__(
@@ -74,6 +80,7 @@ AuditDep = Annotated[Auditor, Depends(get_auditor)]
 RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
 GatewayDep = Annotated[Authorizer, Depends(get_gateway)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session)]
 
 
 def bearer_token(request: Request) -> str | None:

@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from bench.round_trips import checkout_round_trips
 from stack.samples import make_cart
 from tests.helpers import assert_nothing_written, assert_problem, count, new_key
 
@@ -188,3 +189,13 @@ async def test_a_declined_card_is_402_and_no_order(client, db, token, code):
     assert count(db, '"order"') == 0
     assert count(db, "payment") == 0
     assert count(db, "outbox") == 0
+
+
+async def test_a_checkout_takes_four_round_trips_to_postgresql(db, test_settings):
+    """Pinned: the catalog read, the claim, the write in one statement, the audit row after the
+    response. A change that adds one fails here; see bench/round_trips.py for how they count."""
+    trips = await checkout_round_trips(test_settings())
+
+    assert trips.statements == ["SELECT", "INSERT", "WITH", "INSERT"]
+    assert trips.count == 4
+    assert count(db, "order_event") == 2  # the warm-up's and the counted checkout's

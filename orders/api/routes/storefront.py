@@ -14,6 +14,7 @@ from orders.api.aftercare import order_received_email, send_order_received
 from orders.api.config import ApiSettings
 from orders.api.dependencies import (
     AuditDep,
+    AutocommitSessionDep,
     GatewayDep,
     IdempotencyKeyDep,
     OrderDep,
@@ -72,7 +73,7 @@ async def list_products(session: SessionDep) -> list[ProductPublic]:
 )
 async def checkout(
     body: OrderCreate,
-    session: SessionDep,
+    session: AutocommitSessionDep,
     gateway: GatewayDep,
     settings: SettingsDep,
     audit: AuditDep,

@@ -1,0 +1,81 @@
+"""Round trips to PostgreSQL, counted with SQLAlchemy's events: every statement, and the BEGIN and
+COMMIT (or ROLLBACK) that psycopg sends around a transaction's statements on a connection that is
+not in autocommit. `make bench` prints the count for one checkout; a test pins it.
+
+    python -m bench.round_trips   # one checkout on the bench database, in process
+"""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from psycopg import pq
+from sqlalchemy import Engine, event
+
+from orders.api.app import create_app
+from orders.api.config import ApiSettings
+from stack.samples import make_cart
+
+BENCH_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
+
+
+class RoundTrips:
+    """Counts the round trips of every connection of `engine` while attached."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.count = 0
+        self.statements: list[str] = []
+
+    def __enter__(self) -> "RoundTrips":
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._end)
+        event.listen(self.engine, "rollback", self._end)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._end)
+        event.remove(self.engine, "rollback", self._end)
+
+    def _statement(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        driver = conn.connection.driver_connection
+        if not driver.autocommit and driver.info.transaction_status == pq.TransactionStatus.IDLE:
+            self.count += 1  # psycopg sends BEGIN before the transaction's first statement
+            self.statements.append("BEGIN")
+        self.count += 1
+        self.statements.append(statement.split(None, 1)[0])
+
+    def _end(self, conn: Any) -> None:
+        driver = conn.connection.driver_connection
+        if not driver.autocommit and driver.info.transaction_status != pq.TransactionStatus.IDLE:
+            self.count += 1
+            self.statements.append("END")
+
+
+async def checkout_round_trips(settings: ApiSettings) -> RoundTrips:
+    """One checkout through the whole app in process (the sandbox gateway), the work after the
+    response included."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        engine = app.state.sessions.kw["bind"].sync_engine
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            await client.post("/orders", json=make_cart(), headers={"Idempotency-Key": "warm"})
+            with RoundTrips(engine) as trips:
+                response = await client.post(
+                    "/orders", json=make_cart(), headers={"Idempotency-Key": str(uuid.uuid4())}
+                )
+                assert response.status_code == 202, response.text
+    return trips
+
+
+def main() -> None:
+    settings = ApiSettings(database_url=BENCH_DATABASE_URL, payment_gateway="sandbox")
+    trips = asyncio.run(checkout_round_trips(settings))
+    print(f"{trips.count} round trips per checkout: {' '.join(trips.statements)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""The checkout's write, all or nothing: the order, its lines and payment, the `order.placed` event
+with a webhook delivery for each endpoint that subscribed to it, the outbox message that starts
+the chain, and the answer stored for replays of the Idempotency-Key.
+
+On PostgreSQL it is one statement, each insert a data-modifying CTE: a statement is atomic on its
+own, so it runs on an autocommit connection, without BEGIN and COMMIT, in one round trip (the
+order's number was drawn with the claim). SQLite has no data-modifying CTEs; there the same rows
+go in one after the other in one transaction, the order first, numbered as it is inserted."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Session
+
+from orders import events
+from orders.access import access_token_for, hash_access_token
+from orders.idempotency import Claimed, StoredResponse
+from orders.messages import DeliverWebhooks, RunStep, outbox_row
+from orders.models import (
+    DeliveryStatus,
+    IdempotencyKey,
+    IdempotencyStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Outbox,
+    Payment,
+    PaymentStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    next_order_number,
+    table,
+    utcnow,
+)
+from orders.payments import Authorization
+from orders.payments import token_fingerprint as fingerprint_of
+from orders.pricing import PricedOrder
+from orders.view import Address, Customer, OrderView
+
+PLACED = "order.placed"
+ORDER_COLUMNS = [
+    *("id", "number", "status", "customer_email", "customer_name", "shipping_name"),
+    *("shipping_line1", "shipping_line2", "shipping_city", "shipping_postal_code"),
+    *("shipping_country", "currency", "subtotal", "tax", "tax_rate_bps", "total"),
+    *("access_token_hash", "version", "step_attempts", "created_at", "updated_at"),
+]
+LINE_COLUMNS = ["sku", "name", "quantity", "unit_price", "line_total"]
+PAYMENT_COLUMNS = [
+    *("order_id", "gateway", "authorization_id", "status", "amount", "currency"),
+    *("token_fingerprint", "card_brand", "card_last4", "created_at", "updated_at"),
+]
+DELIVERY_COLUMNS = [
+    *("id", "event_id", "endpoint_id", "event_type"),
+    *("status", "attempts", "next_attempt_at", "created_at"),
+]
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """What checkout decided, ready to be written."""
+
+    customer: Customer
+    shipping_address: Address
+    priced: PricedOrder
+    auth: Authorization
+    gateway_name: str
+    token_fingerprint: str
+    tax_rate_bps: int
+    access_token_hash: str
+
+    @classmethod
+    def of(
+        cls,
+        order_id: uuid.UUID,
+        customer: Customer,
+        address: Address,
+        payment_token: str,
+        priced: PricedOrder,
+        auth: Authorization,
+        gateway_name: str,
+        tax_rate_bps: int,
+        secret_key: str,
+    ) -> "NewOrder":
+        return cls(
+            customer,
+            address,
+            priced,
+            auth,
+            gateway_name,
+            fingerprint_of(payment_token, secret_key),
+            tax_rate_bps,
+            hash_access_token(access_token_for(order_id, secret_key)),
+        )
+
+
+Answer = Callable[[OrderView], StoredResponse]
+
+
+def write_order(
+    session: Session, claim: Claimed, new: NewOrder, key: str, answer: Answer
+) -> OrderView:
+    """Write the order and store `answer(order)` for `key`; the caller commits."""
+    now = utcnow()
+    if claim.number is None:  # SQLite: numbered by the insert, the rest after it
+        number: int = session.exec(
+            insert(table(Order))
+            .values(_order_row(claim.order_id, new, now, next_order_number("sqlite")))
+            .returning(table(Order).c.number)
+        ).scalar_one()
+        order = _view(claim.order_id, number, new, now)
+        session.exec(insert(table(OrderLine)).values(_line_rows(order)))
+        session.exec(insert(table(Payment)).values(_payment_row(order, new)))
+        events.record(session, order.id, PLACED, {"order": order.snapshot()})
+        session.exec(insert(table(Outbox)).values(outbox_row(RunStep(order_id=order.id), now)))
+        session.exec(_stored_answer(key, answer(order)))
+        return order
+    order = _view(claim.order_id, claim.number, new, now)
+    session.connection().execute(_at_once(), _at_once_params(order, new, now, key, answer(order)))
+    return order
+
+
+def _at_once_params(
+    order: OrderView, new: NewOrder, now: datetime, key: str, response: StoredResponse
+) -> dict[str, Any]:
+    params = {f"o_{k}": v for k, v in _order_row(order.id, new, now, order.number).items()}
+    params |= {f"p_{k}": v for k, v in _payment_row(order, new).items()}
+    webhooks = outbox_row(DeliverWebhooks(order_id=order.id, event_id=0), now)
+    return params | {
+        "lines": [{c: row[c] for c in LINE_COLUMNS} for row in _line_rows(order)],
+        "event_data": {"order": order.snapshot()},
+        "now": now,
+        "order_ref": order.id,
+        "run_step": outbox_row(RunStep(order_id=order.id), now)["payload"],
+        "deliver_webhooks": webhooks["payload"],
+        "k_key": key,
+        "k_status": response.status,
+        "k_headers": response.headers,
+        "k_body": response.body,
+    }
+
+
+@cache
+def _at_once() -> Any:
+    """PostgreSQL: the whole write as one statement, built once; every value is a parameter
+    (the lines one JSON array), so SQLAlchemy compiles it once per process."""
+    orders, lines, payments = table(Order), table(OrderLine), table(Payment)
+    events, deliveries, outbox, keys = (
+        table(OrderEvent),
+        table(WebhookDelivery),
+        table(Outbox),
+        table(IdempotencyKey),
+    )
+    order_id, now = (
+        bindparam("order_ref", type_=orders.c.id.type),
+        bindparam("now", type_=orders.c.created_at.type),
+    )
+    event = (
+        insert(events)
+        .values(
+            order_id=order_id,
+            seq=1,
+            type=PLACED,
+            data=bindparam("event_data", type_=JSONB),
+            occurred_at=now,
+        )
+        .returning(events.c.id)
+        .cte("placed")
+    )
+    line = (
+        func.jsonb_to_recordset(bindparam("lines", type_=JSONB))
+        .table_valued(*(column(c.name, c.type) for c in lines.c if c.name in LINE_COLUMNS))
+        .render_derived(name="line", with_types=True)
+    )
+    endpoints = table(WebhookEndpoint)
+    subscribed = and_(
+        endpoints.c.enabled.is_(True),
+        type_coerce(endpoints.c.event_types, JSONB).contains([PLACED]),
+    )
+    status = literal(DeliveryStatus.PENDING, deliveries.c.status.type)
+    writes = [
+        insert(orders).values(
+            {c: bindparam(f"o_{c}", type_=orders.c[c].type) for c in ORDER_COLUMNS}
+        ),
+        insert(lines).from_select(
+            ["order_id", *LINE_COLUMNS], select(order_id, *(line.c[c] for c in LINE_COLUMNS))
+        ),
+        insert(payments).values(
+            {c: bindparam(f"p_{c}", type_=payments.c[c].type) for c in PAYMENT_COLUMNS}
+        ),
+        insert(deliveries).from_select(
+            DELIVERY_COLUMNS,
+            select(
+                func.gen_random_uuid(),
+                event.c.id,
+                endpoints.c.id,
+                literal(PLACED),
+                status,
+                literal(0),
+                now,
+                now,
+            ).select_from(event.join(endpoints, subscribed)),
+        ),
+        insert(outbox).from_select(
+            ["kind", "order_id", "payload", "created_at"],
+            select(
+                literal(DeliverWebhooks.kind),
+                order_id,
+                bindparam("deliver_webhooks", type_=JSONB).op("||")(
+                    func.jsonb_build_object("event_id", event.c.id)
+                ),
+                now,
+            ).where(exists().where(subscribed)),
+        ),
+        insert(outbox).values(
+            kind=RunStep.kind,
+            order_id=order_id,
+            payload=bindparam("run_step", type_=JSONB),
+            created_at=now,
+        ),
+    ]
+    statement = (
+        update(keys)
+        .where(keys.c.key == bindparam("k_key"))
+        .values(
+            status=IdempotencyStatus.COMPLETED,
+            response_status=bindparam("k_status"),
+            response_headers=bindparam("k_headers", type_=keys.c.response_headers.type),
+            response_body=bindparam("k_body", type_=keys.c.response_body.type),
+        )
+        .add_cte(event)
+    )
+    for i, write in enumerate(writes):
+        statement = statement.add_cte(write.cte(f"w{i}"))
+    return statement
+
+
+def _stored_answer(key: str, response: StoredResponse) -> Any:
+    keys = table(IdempotencyKey)
+    return (
+        update(keys)
+        .where(keys.c.key == key)
+        .values(
+            status=IdempotencyStatus.COMPLETED,
+            response_status=response.status,
+            response_headers=response.headers,
+            response_body=response.body,
+        )
+    )
+
+
+def _view(order_id: uuid.UUID, number: int, new: NewOrder, now: datetime) -> OrderView:
+    priced = new.priced
+    return OrderView(
+        id=order_id,
+        number=number,
+        status=OrderStatus.PENDING,
+        currency=priced.currency,
+        subtotal=priced.subtotal,
+        tax=priced.tax,
+        total=priced.total,
+        tax_rate_bps=new.tax_rate_bps,
+        customer=new.customer,
+        shipping_address=new.shipping_address,
+        lines=priced.lines,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _order_row(order_id: uuid.UUID, new: NewOrder, now: datetime, number: Any) -> dict[str, Any]:
+    customer, address, priced = new.customer, new.shipping_address, new.priced
+    return {
+        "id": order_id,
+        "number": number,
+        "status": OrderStatus.PENDING,
+        "customer_email": customer.email,
+        "customer_name": customer.name,
+        "shipping_name": address.name,
+        "shipping_line1": address.line1,
+        "shipping_line2": address.line2,
+        "shipping_city": address.city,
+        "shipping_postal_code": address.postal_code,
+        "shipping_country": address.country,
+        "currency": priced.currency,
+        "subtotal": priced.subtotal,
+        "tax": priced.tax,
+        "tax_rate_bps": new.tax_rate_bps,
+        "total": priced.total,
+        "access_token_hash": new.access_token_hash,
+        "version": 1,
+        "step_attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _line_rows(order: OrderView) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "line_total": line.line_total,
+        }
+        for line in order.lines
+    ]
+
+
+def _payment_row(order: OrderView, new: NewOrder) -> dict[str, Any]:
+    auth = new.auth
+    return {
+        "order_id": order.id,
+        "gateway": new.gateway_name,
+        "authorization_id": auth.id,
+        "status": PaymentStatus.AUTHORIZED,
+        "amount": auth.amount,
+        "currency": auth.currency,
+        "token_fingerprint": new.token_fingerprint,
+        "card_brand": auth.card_brand,
+        "card_last4": auth.card_last4,
+        "created_at": order.created_at,
+        "updated_at": order.created_at,
+    }
