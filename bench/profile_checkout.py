@@ -53,8 +53,10 @@ def part_of(frames: list[str]) -> str:
 def by_part(raw: Path) -> None:
     counts: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # py-spy's raw output holds an odd garbled line
+            continue
         counts[part_of(stack.split(";"))] += int(count)
         total += int(count)
     print(f"\nby part ({total} samples; the innermost frame that names a part decides)")
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--gateway-ms", type=int, default=50)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-profile", action="store_true", help="only the CPU per request")
+    parser.add_argument(
+        "--floor", action="store_true", help="the insert-one-row floor (bench.app) instead"
+    )
     args = parser.parse_args()
     if not args.no_profile and shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not on PATH: pip install py-spy")
@@ -89,9 +94,12 @@ def main() -> None:
     raw = OUT / "checkout-api.txt"
     try:
         stack.fake("fakes.gateway", gateway_port, "--latency-ms", str(args.gateway_ms))
-        api = stack.api(api_port, "orders.main:app", "--no-access-log", "--log-level", "warning")
+        app, path = (
+            ("bench.app:app", "/_bench/insert") if args.floor else ("orders.main:app", "/orders")
+        )
+        api = stack.api(api_port, app, "--no-access-log", "--log-level", "warning")
         stack.ready()
-        url = f"http://127.0.0.1:{api_port}/orders"
+        url = f"http://127.0.0.1:{api_port}{path}"
         postmaster = service_root("postgres", snapshot())
         roots = {"api": api.pid} | ({"postgres": postmaster} if postmaster else {})
         openloop(url, args.rate, 3, roots)  # warm-up
@@ -108,8 +116,8 @@ def main() -> None:
         stack.stop()
     cpu = result["cpu_ms_per_request"]
     print(
-        f"{result['ok']} checkouts at {args.rate}/s, p50 {result['p50_ms']} ms, p99"
-        f" {result['p99_ms']} ms, errors {result['errors']}; CPU ms per checkout: api"
+        f"{result['ok']} requests to {path} at {args.rate}/s, p50 {result['p50_ms']} ms, p99"
+        f" {result['p99_ms']} ms, errors {result['errors']}; CPU ms per request: api"
         f" {cpu['api']}, postgres {cpu.get('postgres')}"
     )
     if spy is not None:

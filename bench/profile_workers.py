@@ -37,8 +37,10 @@ def summarise(raw: Path, top: int) -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # py-spy's raw output holds an odd garbled line
+            continue
         n = int(count)
         frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";")]
         total += n

@@ -11,6 +11,7 @@ pipeline runs twice, once per worker layout (LAYOUTS), each against its own rend
 """
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -25,8 +26,10 @@ import psycopg
 from bench.capacity import capacity, openloop, settle, within_budget
 from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
+from bench.round_trips import checkout_round_trips
 from bench.stream_load import streams_phase
 from bench.table import print_table
+from orders.api.config import ApiSettings
 from orders.db import libpq_url
 from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
@@ -117,8 +120,17 @@ def run(smoke: bool) -> dict[str, Any]:
         results["checkout_gateway_0ms"] = openloop(
             f"{api}/orders", 20 if smoke else 100, seconds, roots
         )
+        # The floor at the same rate: CPU per request falls as the rate rises (fixed costs
+        # spread), so the two are compared at one rate.
+        results["insert_floor_same_rate"] = openloop(
+            f"{api}/_bench/insert", 20 if smoke else 100, seconds, roots
+        )
         set_gateway_latency(gateway, 50)
         settle(api)
+        trips = asyncio.run(
+            checkout_round_trips(ApiSettings(database_url=db_url, payment_gateway="sandbox"))
+        )
+        results["round_trips_per_checkout"] = {"count": trips.count, "statements": trips.statements}
 
         phase("capacity at p99")
         step_s, refine = (2, 0) if smoke else (6, 2)

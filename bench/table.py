@@ -46,6 +46,7 @@ def print_table(results: dict[str, Any]) -> None:
         f"  API CPU per request there: POST /orders {cpu_at(c['orders_steps'], orders_cap, 'api')} ms,"
         f" insert-one-row {cpu_at(c['insert_steps'], insert_cap, 'api')} ms"
     )
+    print_checkout_targets(results)
     n = results["naive_render_in_request"]
     print(
         f"naive (invoice rendered in the request) at {n['offered_rate']}/s:"
@@ -93,6 +94,37 @@ def print_table(results: dict[str, Any]) -> None:
         print(
             f"memory {name:7}: start {m['start_mb']} MB, peak {m['peak_mb']} MB, end {m['end_mb']} MB"
         )
+
+
+def print_checkout_targets(results: dict[str, Any]) -> None:
+    """Issue 18's targets: what a checkout costs against the insert-one-row floor, in this run."""
+    fast, floor = results["checkout_gateway_0ms"], results["insert_floor_same_rate"]
+    api, api_floor = fast["cpu_ms_per_request"]["api"], floor["cpu_ms_per_request"]["api"]
+    c = results["capacity"]
+    trips = results["round_trips_per_checkout"]
+    rows = [
+        (
+            f"API CPU per checkout / insert floor, both at {fast['offered_rate']}/s",
+            f"{api} / {api_floor} ms = {api / api_floor:.1f}x",
+            "<= 3x",
+        ),
+        (
+            "PostgreSQL CPU per checkout (same run)",
+            f"{fast['cpu_ms_per_request'].get('postgres', '-')} ms",
+            "<= 1 ms",
+        ),
+        ("capacity at p99 <= 500 ms / the floor's", f"{c['ratio'] or 0:.0%}", ">= 40%"),
+        (
+            f"p99 at {fast['offered_rate']}/s, gateway answering at once",
+            f"{fast['p99_ms']} ms",
+            "<= 50 ms",
+        ),
+        ("database round trips per checkout", f"{trips['count']}", "<= 6"),
+    ]
+    print("\ncheckout targets (gateway answering at once; the floor: bench.app's insert-one-row)")
+    for name, measured, target in rows:
+        print(f"  {name:52} {measured:>22}   target {target}")
+    print(f"  round trips: {' '.join(trips['statements'])}")
 
 
 def print_targets(results: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders import idempotency
@@ -78,8 +78,7 @@ async def place_order(
     check_cart(cart.lines, rules.limits)
     # Read in the claim's transaction, whose commit gives the connection back to the pool: no
     # connection is held while the gateway answers.
-    catalog = await run(session, catalog_prices, [sku for sku, _ in cart.lines])
-    claim = await run(session, idempotency.claim, key, fingerprint, rules.idempotency)
+    catalog, claim = await run(session, _price_and_claim, cart, key, fingerprint, rules.idempotency)
     if isinstance(claim, StoredResponse):
         return Replayed(claim)
     try:
@@ -114,10 +113,19 @@ async def place_order(
     return await run(session, _accept, claim, new, key, answer)
 
 
+def _price_and_claim(
+    session: Session, cart: Cart, key: str, fingerprint: str, policy: IdempotencyPolicy
+) -> tuple[dict[str, CatalogPrice], Claimed | StoredResponse]:
+    return catalog_prices(session, [sku for sku, _ in cart.lines]), idempotency.claim(
+        session, key, fingerprint, policy
+    )
+
+
 def catalog_prices(session: Session, skus: list[str]) -> dict[str, CatalogPrice]:
-    rows = session.exec(
-        select(Product.sku, Product.name, Product.unit_price, Product.currency).where(
-            col(Product.sku).in_(skus)
+    products = table(Product)
+    rows = session.connection().execute(
+        select(products.c.sku, products.c.name, products.c.unit_price, products.c.currency).where(
+            products.c.sku.in_(skus)
         )
     )
     return {sku: CatalogPrice(name, price, currency) for sku, name, price, currency in rows}

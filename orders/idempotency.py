@@ -80,7 +80,7 @@ def claim(
             .on_conflict_do_nothing()
             .returning(table(IdempotencyKey).c.order_id, number_at_claim(session))
         )
-        claimed = session.exec(stmt).one_or_none()
+        claimed = session.connection().execute(stmt).one_or_none()
         if claimed is not None:
             session.commit()
             return Claimed(*claimed)

@@ -34,7 +34,8 @@ async def write_audit(
 ) -> None:
     try:
         async with sessions() as session:
-            await session.exec(
+            connection = await session.connection()
+            await connection.execute(
                 insert(table(AuditLog)).values(
                     at=utcnow(),
                     action=action,
