@@ -1,6 +1,6 @@
 """The checkout's write, all or nothing: the order, its lines and payment, the `order.placed` event
 with a webhook delivery for each endpoint that subscribed to it, the outbox message that starts
-the chain, and the answer stored for replays of the Idempotency-Key.
+the chain, the audit row, and the answer stored for replays of the Idempotency-Key.
 
 On PostgreSQL it is one statement, each insert a data-modifying CTE: a statement is atomic on its
 own, so it runs on an autocommit connection, without BEGIN and COMMIT, in one round trip (the
@@ -29,11 +29,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
-from orders import events
+from orders import context, events
 from orders.access import access_token_for, hash_access_token
 from orders.idempotency import Claimed, StoredResponse
 from orders.messages import DeliverWebhooks, RunStep, outbox_row
 from orders.models import (
+    AuditLog,
     DeliveryStatus,
     IdempotencyKey,
     IdempotencyStatus,
@@ -130,6 +131,7 @@ def write_order(
         session.exec(insert(table(Payment)).values(_payment_row(order, new)))
         events.record(session, order.id, PLACED, {"order": order.snapshot()})
         session.exec(insert(table(Outbox)).values(outbox_row(RunStep(order_id=order.id), now)))
+        session.exec(insert(table(AuditLog)).values(_audit_row(order, now)))
         session.exec(_stored_answer(key, answer(order)))
         return order
     order = _view(claim.order_id, claim.number, new, now)
@@ -149,6 +151,8 @@ def _at_once_params(
         "now": now,
         "order_ref": order.id,
         "run_step": outbox_row(RunStep(order_id=order.id), now)["payload"],
+        "audit_request_id": context.request_id.get(),
+        "audit_detail": {"total": order.total},
         "deliver_webhooks": webhooks["payload"],
         "k_key": key,
         "k_status": response.status,
@@ -168,6 +172,7 @@ def _at_once() -> Any:
         table(Outbox),
         table(IdempotencyKey),
     )
+    audit = table(AuditLog)
     order_id, now = (
         bindparam("order_ref", type_=orders.c.id.type),
         bindparam("now", type_=orders.c.created_at.type),
@@ -229,6 +234,14 @@ def _at_once() -> Any:
                 now,
             ).where(exists().where(subscribed)),
         ),
+        insert(audit).values(
+            at=now,
+            action=PLACED,
+            actor="storefront",
+            request_id=bindparam("audit_request_id", type_=audit.c.request_id.type),
+            order_id=order_id,
+            detail=bindparam("audit_detail", type_=JSONB),
+        ),
         insert(outbox).values(
             kind=RunStep.kind,
             order_id=order_id,
@@ -264,6 +277,17 @@ def _stored_answer(key: str, response: StoredResponse) -> Any:
             response_body=response.body,
         )
     )
+
+
+def _audit_row(order: OrderView, now: datetime) -> dict[str, Any]:
+    return {
+        "at": now,
+        "action": PLACED,
+        "actor": "storefront",
+        "request_id": context.request_id.get(),
+        "order_id": order.id,
+        "detail": {"total": order.total},
+    }
 
 
 def _view(order_id: uuid.UUID, number: int, new: NewOrder, now: datetime) -> OrderView:

@@ -11,7 +11,8 @@ from orders.models.base import BigId, JSONType, timestamp
 
 
 class AuditLog(SQLModel, table=True):
-    """Written after the response (BackgroundTasks)."""
+    """Operators' actions: written after the response (BackgroundTasks). A placed order's: with
+    the order, in its statement."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index(None, "order_id"),)

@@ -1,4 +1,4 @@
-"""The lighter tiers after the 202: the audit log and the order-received email (BackgroundTasks,
+"""The lighter tiers after the 202: the ops actions' audit rows and the order-received email (BackgroundTasks,
 against a real SMTP server on loopback), the analytics ping (the asyncio registry)."""
 
 import asyncio
