@@ -11,19 +11,12 @@ import argparse
 import collections
 import shutil
 import signal
-import subprocess
 from pathlib import Path
-
-import psycopg
 
 from bench.capacity import openloop
 from bench.procs import service_root, snapshot
-from bench.profile_workers import summarise
-from orders.db import libpq_url
-from stack.processes import ROOT, Stack, free_port
-from stack.services import fresh_database
-
-OUT = ROOT / ".bench" / "profiles"
+from bench.profile_workers import OUT, profiled_stack, spy, summarise
+from stack.processes import free_port
 
 # The first frame (from the top of the stack down) that matches names the sample's part.
 PARTS = [
@@ -77,20 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.no_profile and shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not on PATH: pip install py-spy")
-    db_url = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
-    fresh_database(db_url)
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
-        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
     gateway_port, api_port = free_port(), free_port()
-    env = {
-        "DATABASE_URL": db_url,
-        "PAYMENT_GATEWAY": "http",
-        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
-        "LOG_FORMAT": "json",
-        "OPS_API_KEY": "bench",
-    }
-    OUT.mkdir(parents=True, exist_ok=True)
-    stack = Stack(ROOT / ".bench" / "logs", env)
+    stack = profiled_stack(gateway_port)
     raw = OUT / "checkout-api.txt"
     try:
         stack.fake("fakes.gateway", gateway_port, "--latency-ms", str(args.gateway_ms))
@@ -103,15 +84,11 @@ def main() -> None:
         postmaster = service_root("postgres", snapshot())
         roots = {"api": api.pid} | ({"postgres": postmaster} if postmaster else {})
         openloop(url, args.rate, 3, roots)  # warm-up
-        spy = None
-        if not args.no_profile:
-            command = ["py-spy", "record", "--pid", str(api.pid), "--rate", "500"]
-            command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
-            spy = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        sampler = None if args.no_profile else spy(api.pid, raw, rate=500)
         result = openloop(url, args.rate, args.seconds, roots)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(timeout=60)
     finally:
         stack.stop()
     cpu = result["cpu_ms_per_request"]
@@ -120,7 +97,7 @@ def main() -> None:
         f" {result['p99_ms']} ms, errors {result['errors']}; CPU ms per request: api"
         f" {cpu['api']}, postgres {cpu.get('postgres')}"
     )
-    if spy is not None:
+    if sampler is not None:
         by_part(raw)
         summarise(raw, args.top)
 

@@ -27,6 +27,31 @@ from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
 
 OUT = ROOT / ".bench" / "profiles"
+DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
+
+
+def profiled_stack(gateway_port: int, env: dict[str, str] | None = None) -> Stack:
+    """A fresh bench database with stock for any burst, and a Stack whose processes use it and
+    the fake gateway on `gateway_port`."""
+    fresh_database(DB_URL)
+    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
+        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = {
+        "DATABASE_URL": DB_URL,
+        "PAYMENT_GATEWAY": "http",
+        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
+        "LOG_FORMAT": "json",
+        "OPS_API_KEY": "bench",
+    }
+    return Stack(ROOT / ".bench" / "logs", base | (env or {}))
+
+
+def spy(pid: int, raw: Path, rate: int) -> "subprocess.Popen[bytes]":
+    """py-spy sampling `pid` into `raw` until sent SIGINT."""
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", str(rate)]
+    command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
+    return subprocess.Popen(command, stderr=subprocess.DEVNULL)
 
 
 def children(pid: int) -> list[int]:
@@ -61,23 +86,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not on PATH: pip install py-spy")
-    db_url = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
     broker_url = "amqp://guest:guest@127.0.0.1:5672//"
-    fresh_database(db_url)
     empty_queues(broker_url)
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
-        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
     gateway_port, api_port = free_port(), free_port()
-    env = {
-        "DATABASE_URL": db_url,
-        "BROKER_URL": broker_url,
-        "PAYMENT_GATEWAY": "http",
-        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
-        "LOG_FORMAT": "json",
-        "OPS_API_KEY": "bench",
-    }
-    OUT.mkdir(parents=True, exist_ok=True)
-    stack = Stack(ROOT / ".bench" / "logs", env)
+    stack = profiled_stack(gateway_port, {"BROKER_URL": broker_url})
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         stack.fake("fakes.gateway", gateway_port)
@@ -91,13 +103,11 @@ def main() -> None:
         ]
         for name, pid in targets:
             raw = OUT / f"{name}-{pid}.txt"
-            command = ["py-spy", "record", "--pid", str(pid), "--rate", "250"]
-            command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
-            spies.append((subprocess.Popen(command, stderr=subprocess.DEVNULL), raw))
+            spies.append((spy(pid, raw, rate=250), raw))
         time.sleep(2)
         started = time.perf_counter()
         ids = asyncio.run(place_burst(f"http://127.0.0.1:{api_port}", args.orders))
-        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
             while True:
                 row = conn.execute(
                     'SELECT count(*) FROM "order" WHERE id = ANY(%s::uuid[])'
@@ -109,10 +119,10 @@ def main() -> None:
                 time.sleep(0.5)
         print(f"{args.orders} orders completed in {time.perf_counter() - started:.1f} s")
     finally:
-        for spy, _ in spies:
-            spy.send_signal(signal.SIGINT)
-        for spy, _ in spies:
-            spy.wait(timeout=60)
+        for sampler, _ in spies:
+            sampler.send_signal(signal.SIGINT)
+        for sampler, _ in spies:
+            sampler.wait(timeout=60)
         stack.stop()
     for _, raw in spies:
         if raw.exists() and os.path.getsize(raw):

@@ -116,7 +116,7 @@ def print_checkout_targets(results: dict[str, Any]) -> None:
         ("capacity at p99 <= 500 ms / the floor's", f"{c['ratio'] or 0:.0%}", ">= 40%"),
         (
             f"p99 at {fast['offered_rate']}/s, gateway answering at once",
-            f"{fast['p99_ms']} ms",
+            f"{fmt(fast['p99_ms']).strip()} ms",
             "<= 50 ms",
         ),
         ("database round trips per checkout", f"{trips['count']}", "<= 6"),
