@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.capacity import openloop
 from bench.procs import service_root, snapshot
-from bench.profile_workers import OUT, profiled_stack, spy, summarise
+from bench.profile_workers import OUT, profiled_stack, samples, spy, summarise
 from stack.processes import free_port
 
 # The first frame (from the top of the stack down) that matches names the sample's part.
@@ -46,12 +46,9 @@ def part_of(frames: list[str]) -> str:
 def by_part(raw: Path) -> None:
     counts: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():  # py-spy's raw output holds an odd garbled line
-            continue
-        counts[part_of(stack.split(";"))] += int(count)
-        total += int(count)
+    for stack, n in samples(raw):
+        counts[part_of(stack)] += n
+        total += n
     print(f"\nby part ({total} samples; the innermost frame that names a part decides)")
     for name, n in counts.most_common():
         print(f"  {100 * n / total:5.1f} %  {name}")

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -58,16 +59,20 @@ def children(pid: int) -> list[int]:
     return sorted(tree(pid, snapshot()) - {pid})
 
 
+def samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """py-spy's raw output: each stack (outermost frame first) and how many samples it had."""
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():  # the output holds an odd garbled line
+            yield stack.split(";"), int(count)
+
+
 def summarise(raw: Path, top: int) -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():  # py-spy's raw output holds an odd garbled line
-            continue
-        n = int(count)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";")]
+    for stack, n in samples(raw):
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack]
         total += n
         for frame in set(frames):
             inclusive[frame] += n
