@@ -15,7 +15,8 @@ from orders.db import run, together
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse, unfinished_claim
 from orders.messages import VoidAuthorization, outbox_row
 from orders.models import Outbox, Product, table, utcnow
-from orders.order_write import NewOrder, write_order
+from orders.new_order import NewOrder
+from orders.order_write import write_order
 from orders.payments import Authorization, Authorizer, InvalidPaymentToken, PaymentDeclined
 from orders.pricing import CatalogPrice, OrderLimits, PricingError, check_cart, price_order
 from orders.view import Address, Customer, OrderView

@@ -7,9 +7,7 @@ own, so it runs on an autocommit connection, without BEGIN and COMMIT, in one ro
 order's number was drawn with the claim). SQLite has no data-modifying CTEs; there the same rows
 go in one after the other in one transaction, the order first, numbered as it is inserted."""
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -29,7 +27,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
 from orders import context, events
-from orders.access import access_token_for, hash_access_token
 from orders.idempotency import Claimed, StoredResponse
 from orders.messages import DeliverWebhooks, RunStep, outbox_row
 from orders.models import (
@@ -50,12 +47,17 @@ from orders.models import (
     table,
     utcnow,
 )
-from orders.payments import Authorization
-from orders.payments import token_fingerprint as fingerprint_of
-from orders.pricing import PricedOrder
-from orders.view import Address, Customer, OrderView
+from orders.new_order import (
+    PLACED,
+    NewOrder,
+    audit_row,
+    line_rows,
+    order_row,
+    payment_row,
+    view_of,
+)
+from orders.view import OrderView
 
-PLACED = "order.placed"
 ORDER_COLUMNS = [
     *("id", "number", "status", "customer_email", "customer_name", "shipping_name"),
     *("shipping_line1", "shipping_line2", "shipping_city", "shipping_postal_code"),
@@ -82,44 +84,6 @@ DELIVERY_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class NewOrder:
-    """What checkout decided, ready to be written."""
-
-    customer: Customer
-    shipping_address: Address
-    priced: PricedOrder
-    auth: Authorization
-    gateway_name: str
-    token_fingerprint: str
-    tax_rate_bps: int
-    access_token_hash: str
-
-    @classmethod
-    def of(
-        cls,
-        order_id: uuid.UUID,
-        customer: Customer,
-        address: Address,
-        payment_token: str,
-        priced: PricedOrder,
-        auth: Authorization,
-        gateway_name: str,
-        tax_rate_bps: int,
-        secret_key: str,
-    ) -> "NewOrder":
-        return cls(
-            customer,
-            address,
-            priced,
-            auth,
-            gateway_name,
-            fingerprint_of(payment_token, secret_key),
-            tax_rate_bps,
-            hash_access_token(access_token_for(order_id, secret_key)),
-        )
-
-
 Answer = Callable[[OrderView], StoredResponse]
 
 
@@ -131,18 +95,18 @@ def write_order(
     if claim.number is None:  # SQLite: numbered by the insert, the rest after it
         number: int = session.exec(
             insert(table(Order))
-            .values(_order_row(claim.order_id, new, now, next_order_number("sqlite")))
+            .values(order_row(claim.order_id, new, now, next_order_number("sqlite")))
             .returning(table(Order).c.number)
         ).scalar_one()
-        order = _view(claim.order_id, number, new, now)
-        session.exec(insert(table(OrderLine)).values(_line_rows(order)))
-        session.exec(insert(table(Payment)).values(_payment_row(order, new)))
+        order = view_of(claim.order_id, number, new, now)
+        session.exec(insert(table(OrderLine)).values(line_rows(order)))
+        session.exec(insert(table(Payment)).values(payment_row(order, new)))
         events.record(session, order.id, PLACED, {"order": order.snapshot()})
         session.exec(insert(table(Outbox)).values(outbox_row(RunStep(order_id=order.id), now)))
-        session.exec(insert(table(AuditLog)).values(_audit_row(order, now)))
+        session.exec(insert(table(AuditLog)).values(audit_row(order, now)))
         session.exec(_stored_answer(key, answer(order)))
         return order
-    order = _view(claim.order_id, claim.number, new, now)
+    order = view_of(claim.order_id, claim.number, new, now)
     session.connection().execute(_at_once(), _at_once_params(order, new, now, key, answer(order)))
     return order
 
@@ -150,13 +114,13 @@ def write_order(
 def _at_once_params(
     order: OrderView, new: NewOrder, now: datetime, key: str, response: StoredResponse
 ) -> dict[str, Any]:
-    row, payment = _order_row(order.id, new, now, order.number), _payment_row(order, new)
+    row, payment = order_row(order.id, new, now, order.number), payment_row(order, new)
     params = {f"o_{c}": row[c] for c in ORDER_VALUES} | {
         f"p_{c}": payment[c] for c in PAYMENT_VALUES
     }
     webhooks = outbox_row(DeliverWebhooks(order_id=order.id, event_id=0), now)
     return params | {
-        "lines": [{c: row[c] for c in LINE_COLUMNS} for row in _line_rows(order)],
+        "lines": [{c: row[c] for c in LINE_COLUMNS} for row in line_rows(order)],
         "event_data": {"order": order.snapshot()},
         "now": now,
         "order_ref": order.id,
@@ -300,91 +264,3 @@ def _stored_answer(key: str, response: StoredResponse) -> Any:
             response_body=response.body,
         )
     )
-
-
-def _audit_row(order: OrderView, now: datetime) -> dict[str, Any]:
-    return {
-        "at": now,
-        "action": PLACED,
-        "actor": "storefront",
-        "request_id": context.request_id.get(),
-        "order_id": order.id,
-        "detail": {"total": order.total},
-    }
-
-
-def _view(order_id: uuid.UUID, number: int, new: NewOrder, now: datetime) -> OrderView:
-    priced = new.priced
-    return OrderView(
-        id=order_id,
-        number=number,
-        status=OrderStatus.PENDING,
-        currency=priced.currency,
-        subtotal=priced.subtotal,
-        tax=priced.tax,
-        total=priced.total,
-        tax_rate_bps=new.tax_rate_bps,
-        customer=new.customer,
-        shipping_address=new.shipping_address,
-        lines=priced.lines,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _order_row(order_id: uuid.UUID, new: NewOrder, now: datetime, number: Any) -> dict[str, Any]:
-    customer, address, priced = new.customer, new.shipping_address, new.priced
-    return {
-        "id": order_id,
-        "number": number,
-        "status": OrderStatus.PENDING,
-        "customer_email": customer.email,
-        "customer_name": customer.name,
-        "shipping_name": address.name,
-        "shipping_line1": address.line1,
-        "shipping_line2": address.line2,
-        "shipping_city": address.city,
-        "shipping_postal_code": address.postal_code,
-        "shipping_country": address.country,
-        "currency": priced.currency,
-        "subtotal": priced.subtotal,
-        "tax": priced.tax,
-        "tax_rate_bps": new.tax_rate_bps,
-        "total": priced.total,
-        "access_token_hash": new.access_token_hash,
-        "version": 1,
-        "step_attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _line_rows(order: OrderView) -> list[dict[str, Any]]:
-    return [
-        {
-            "order_id": order.id,
-            "sku": line.sku,
-            "name": line.name,
-            "quantity": line.quantity,
-            "unit_price": line.unit_price,
-            "line_total": line.line_total,
-        }
-        for line in order.lines
-    ]
-
-
-def _payment_row(order: OrderView, new: NewOrder) -> dict[str, Any]:
-    auth = new.auth
-    return {
-        "order_id": order.id,
-        "gateway": new.gateway_name,
-        "authorization_id": auth.id,
-        "status": PaymentStatus.AUTHORIZED,
-        "amount": auth.amount,
-        "currency": auth.currency,
-        "token_fingerprint": new.token_fingerprint,
-        "card_brand": auth.card_brand,
-        "card_last4": auth.card_last4,
-        "created_at": order.created_at,
-        "updated_at": order.created_at,
-    }
