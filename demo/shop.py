@@ -82,7 +82,7 @@ async def place_all(api: str, count: int) -> tuple[list[dict[str, Any]], list[fl
 
 
 def status_table(orders: list[dict[str, Any]], statuses: dict[str, str]) -> Table:
-    table = Table(title="orders", show_lines=False)
+    table = Table(title="orders, as the chain left them", show_lines=False)
     table.add_column("number")
     table.add_column("kind")
     table.add_column("status")
