@@ -44,6 +44,7 @@ class CheckoutRules:
 @dataclass(frozen=True)
 class Accepted:
     order: OrderView
+    response: StoredResponse  # as stored for replays of the key
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Replayed:
     response: StoredResponse
 
 
-Answer = Callable[[Accepted | Declined], StoredResponse]
+Answer = Callable[[OrderView | Declined], StoredResponse]
 
 
 async def place_order(
@@ -141,13 +142,13 @@ def _accept(session: Session, claim: Claimed, new: NewOrder, key: str, answer: A
     """The order, its lines, payment, first event and outbox message, and the stored answer: one
     transaction (on PostgreSQL one statement, see orders.order_write)."""
     try:
-        order = write_order(session, claim, new, key, lambda order: answer(Accepted(order)))
+        order, response = write_order(session, claim, new, key, answer)
         session.commit()
     except BaseException:
         session.rollback()
         _give_back(session, claim, new.auth, key)
         raise
-    return Accepted(order)
+    return Accepted(order, response)
 
 
 def _give_back(session: Session, claim: Claimed, auth: Authorization, key: str) -> None:

@@ -89,7 +89,7 @@ Answer = Callable[[OrderView], StoredResponse]
 
 def write_order(
     session: Session, claim: Claimed, new: NewOrder, key: str, answer: Answer
-) -> OrderView:
+) -> tuple[OrderView, StoredResponse]:
     """Write the order and store `answer(order)` for `key`; the caller commits."""
     now = utcnow()
     if claim.number is None:  # SQLite: numbered by the insert, the rest after it
@@ -104,11 +104,13 @@ def write_order(
         events.record(session, order.id, PLACED, {"order": order.snapshot()})
         session.exec(insert(table(Outbox)).values(outbox_row(RunStep(order_id=order.id), now)))
         session.exec(insert(table(AuditLog)).values(audit_row(order, now)))
-        session.exec(_stored_answer(key, answer(order)))
-        return order
+        response = answer(order)
+        session.exec(_stored_answer(key, response))
+        return order, response
     order = view_of(claim.order_id, claim.number, new, now)
-    session.connection().execute(_at_once(), _at_once_params(order, new, now, key, answer(order)))
-    return order
+    response = answer(order)
+    session.connection().execute(_at_once(), _at_once_params(order, new, now, key, response))
+    return order, response
 
 
 def _at_once_params(

@@ -81,7 +81,7 @@ async def checkout(
     idempotency_key: IdempotencyKeyDep,
 ) -> Response:
 
-    def answer(outcome: Accepted | Declined) -> StoredResponse:
+    def answer(outcome: OrderView | Declined) -> StoredResponse:
         """What this request answers, stored for a replay (without the order's access token)."""
         if isinstance(outcome, Declined):
             declined = Problem(
@@ -94,7 +94,7 @@ async def checkout(
                 instance="/orders",
             )
             return StoredResponse(402, {"content-type": PROBLEM_JSON}, declined.body())
-        accepted = OrderAccepted.of(outcome.order, access_token="")
+        accepted = OrderAccepted.of(outcome, access_token="")
         location = {"location": accepted.status_url}
         return StoredResponse(
             202,
@@ -114,8 +114,8 @@ async def checkout(
     )
     if isinstance(outcome, Accepted):
         after_checkout(outcome.order, settings, background, registry, request)
-    # A replay sends back what was stored; a first answer is built as it was stored.
-    stored = outcome.response if isinstance(outcome, Replayed) else answer(outcome)
+    # What was stored is what is sent (a decline's answer, rare, is built again).
+    stored = outcome.response if isinstance(outcome, Accepted | Replayed) else answer(outcome)
     headers = dict(stored.headers)
     if isinstance(outcome, Replayed):
         headers["idempotent-replayed"] = "true"
