@@ -26,9 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
-from orders import context, events
+from orders import context, events, idempotency
 from orders.idempotency import Claimed, StoredResponse
-from orders.messages import DeliverWebhooks, RunStep, outbox_row
+from orders.messages import DeliverWebhooks, RunStep, enqueue, outbox_row
 from orders.models import (
     AuditLog,
     DeliveryStatus,
@@ -102,10 +102,10 @@ def write_order(
         session.exec(insert(table(OrderLine)).values(line_rows(order)))
         session.exec(insert(table(Payment)).values(payment_row(order, new)))
         events.record(session, order.id, PLACED, {"order": order.snapshot()})
-        session.exec(insert(table(Outbox)).values(outbox_row(RunStep(order_id=order.id), now)))
+        enqueue(session, RunStep(order_id=order.id))
         session.exec(insert(table(AuditLog)).values(audit_row(order, now)))
         response = answer(order)
-        session.exec(_stored_answer(key, response))
+        idempotency.record_response(session, key, response)
         return order, response
     order = view_of(claim.order_id, claim.number, new, now)
     response = answer(order)
@@ -252,17 +252,3 @@ def const(value: str | int) -> Any:
         return literal_column(str(value))
     assert "'" not in value
     return literal_column(f"'{value}'")
-
-
-def _stored_answer(key: str, response: StoredResponse) -> Any:
-    keys = table(IdempotencyKey)
-    return (
-        update(keys)
-        .where(keys.c.key == key)
-        .values(
-            status=const(IdempotencyStatus.COMPLETED),
-            response_status=response.status,
-            response_headers=response.headers,
-            response_body=response.body,
-        )
-    )
