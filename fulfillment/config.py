@@ -56,6 +56,12 @@ class WorkerSettings(Settings):
     # An attempt that went out is recorded with retries for this long if the database fails.
     webhook_record_retry_s: float = 60.0
 
+    # Bulk stock imports: rows per batch (each its own short transaction), how long one task
+    # imports before it hands on to the next message, and how many skipped rows are kept.
+    import_batch_rows: int = 10_000
+    import_slice_s: float = 20.0
+    import_max_error_rows: int = 100_000
+
     shop_name: str = "Reference Shop Ltd"
     shop_address: str = "1 Market Street, London EC1A 1AA, United Kingdom"
     shop_vat_id: str = "GB123456789"

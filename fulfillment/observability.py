@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from fulfillment.config import settings
 from orders import context
 from orders.context import configure_logging
-from orders.messages import DELIVER_WEBHOOK
+from orders.messages import DELIVER_WEBHOOK, IMPORT_STOCK
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,17 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(settings.log_format)
 
 
+NOT_CALLED_WITH_AN_ORDER = (DELIVER_WEBHOOK.name, IMPORT_STOCK.name)
+
+
 @signals.task_prerun.connect
 def _before(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
     _started[task_id] = time.perf_counter()
     headers = getattr(task.request, "headers", None) or {}
     context.request_id.set(getattr(task.request, "request_id", None) or headers.get("request_id"))
     order = getattr(task.request, "order_id", None) or headers.get("order_id")
-    context.order_id.set(order or (args[0] if args and task.name != DELIVER_WEBHOOK.name else None))
+    by_order_id = args and task.name not in NOT_CALLED_WITH_AN_ORDER
+    context.order_id.set(order or (args[0] if by_order_id else None))
 
 
 @signals.task_postrun.connect

@@ -31,7 +31,8 @@ def publish(session: Session, row: Outbox, producer: Producer) -> None:
         log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
         raise
     context.request_id.set(message.request_id)
-    context.order_id.set(str(message.order_id))
+    about = message.about()
+    context.order_id.set(str(about) if about else None)
     headers = correlation_headers()
     if isinstance(message, DeliverWebhooks):
         which = WebhookDelivery.event_id == message.event_id

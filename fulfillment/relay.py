@@ -31,7 +31,7 @@ from fulfillment.celery_app import app
 from fulfillment.config import WorkerSettings, settings
 from fulfillment.deliveries import purge_attempts
 from fulfillment.publishing import publish, publish_deliveries
-from orders import context, lifecycle
+from orders import context, lifecycle, stock_import
 from orders.context import configure_logging
 from orders.db import connect_args, make_engine, make_sessionmaker
 from orders.models import Outbox, WebhookDelivery, table, utcnow
@@ -104,6 +104,8 @@ def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta, shippi
         for order in orders:
             task = lifecycle.requeue(session, order)
             log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, task)
+        for job_id in stock_import.requeue_stalled(session, idle_for):
+            log.warning("stock import %s stalled; enqueued again", job_id)
         session.commit()
         return len(orders)
 

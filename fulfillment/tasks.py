@@ -14,7 +14,16 @@ import psycopg  # noqa: F401
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from fulfillment import deliveries, inventory, invoices, notify, payments, refunds, warehouse
+from fulfillment import (
+    deliveries,
+    inventory,
+    invoices,
+    notify,
+    payments,
+    refunds,
+    stock_import,
+    warehouse,
+)
 from fulfillment.celery_app import app
 from fulfillment.config import settings
 from fulfillment.runner import Context, delivery_finished, mark_failed
@@ -175,3 +184,11 @@ def deliver_webhook(delivery_id: str) -> None:
     that the relay's sweep reads."""
     ctx = context()
     deliveries.deliver(ctx.sessions, ctx.http, settings, uuid.UUID(delivery_id))
+
+
+@app.task(
+    name=messages.IMPORT_STOCK.name,
+    **retried(OperationalError, max_retries=MAX_RETRIES),  # it resumes after the last batch
+)
+def import_stock(job_id: str) -> str:
+    return stock_import.import_stock(context(), uuid.UUID(job_id)).value

@@ -42,5 +42,9 @@ class Settings(BaseSettings):
     # Ports a webhook endpoint may use besides 80 and 443 (comma-separated).
     webhook_allowed_ports: str = ""
 
+    # Uploaded stock files wait here for their import: a folder the API and the workers that take
+    # the imports queue share (one machine, or a shared volume).
+    import_spool_dir: str = ".spool/imports"
+
     def allowed_destinations(self) -> Allowed:
         return Allowed.of(self.webhook_allowed_hosts, self.webhook_allowed_ports)

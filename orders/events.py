@@ -24,6 +24,24 @@ def record(session: Session, order_id: uuid.UUID, type_: str, data: dict[str, An
     """Append the event to the order's timeline, in the caller's transaction; returns its id."""
     now = utcnow()
     event_id: int = session.exec(_event_insert(order_id, type_, data, now)).scalar_one()
+    _fan_out(session, event_id, order_id, type_, now)
+    return event_id
+
+
+def record_shop_event(session: Session, type_: str, data: dict[str, Any]) -> int:
+    """An event of the shop, not of an order (`catalog.imported`): no timeline, only webhooks."""
+    now = utcnow()
+    values = {"order_id": None, "seq": None, "type": type_, "data": data, "occurred_at": now}
+    events = table(OrderEvent)
+    event_id: int = session.exec(insert(events).values(values).returning(events.c.id)).scalar_one()
+    _fan_out(session, event_id, None, type_, now)
+    return event_id
+
+
+def _fan_out(
+    session: Session, event_id: int, order_id: uuid.UUID | None, type_: str, now: datetime
+) -> None:
+    """A delivery per enabled endpoint subscribed to the type, and the message that sends them."""
     endpoints = session.exec(
         select(col(WebhookEndpoint.id), col(WebhookEndpoint.event_types)).where(
             col(WebhookEndpoint.enabled).is_(True)
@@ -34,7 +52,6 @@ def record(session: Session, order_id: uuid.UUID, type_: str, data: dict[str, An
         rows = [new_delivery(event_id, endpoint_id, type_, now) for endpoint_id in subscribed]
         session.exec(insert(table(WebhookDelivery)).values(rows))
         enqueue(session, DeliverWebhooks(event_id=event_id, order_id=order_id))
-    return event_id
 
 
 def new_delivery(

@@ -22,6 +22,7 @@ class Queue(StrEnum):
     STEPS = "steps"  # the chain's steps, compensations, the warehouse: short, by priority
     INVOICES = "invoices"  # rendering: CPU-bound, so processes of its own in production
     WEBHOOKS = "webhooks"  # deliveries: they wait on receivers, never behind a render
+    IMPORTS = "imports"  # bulk catalog imports: long, in slices, never ahead of an order's step
 
 
 QUEUES = tuple(Queue)
@@ -48,6 +49,7 @@ RENDER_CREDIT_NOTE = Task("fulfillment.render_credit_note", Queue.INVOICES)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
 SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
 DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
+IMPORT_STOCK = Task("fulfillment.import_stock", Queue.IMPORTS)
 
 STEP_TASKS = {
     Step.RESERVE_INVENTORY: RESERVE_INVENTORY,
@@ -64,18 +66,18 @@ TASKS = (
     SYNC_WAREHOUSE,
     SHIP_ORDER,
     DELIVER_WEBHOOK,
+    IMPORT_STOCK,
 )
 
 
 class Message(BaseModel):
-    """An outbox row's payload: about one order, published as one task. The request id rides
-    along, for the workers' logs."""
+    """An outbox row's payload, published as one task. The request id rides along, for the
+    workers' logs."""
 
     model_config = ConfigDict(frozen=True)
     kind: ClassVar[str]
     runs: ClassVar[Task | None] = None  # the task it is published as, if always the same
 
-    order_id: uuid.UUID
     request_id: str | None = Field(default_factory=lambda: context.request_id.get())
 
     @property
@@ -83,12 +85,28 @@ class Message(BaseModel):
         assert self.runs is not None
         return self.runs
 
+    def about(self) -> uuid.UUID | None:
+        """The order it concerns, if any: the outbox row's `order_id`, the logs' `order_id`."""
+        return None
+
     def task_args(self) -> tuple[str, ...]:
         """What the task is called with: ids, never objects."""
+        raise NotImplementedError
+
+
+class OrderMessage(Message):
+    """About one order, whose id the task is called with."""
+
+    order_id: uuid.UUID
+
+    def about(self) -> uuid.UUID | None:
+        return self.order_id
+
+    def task_args(self) -> tuple[str, ...]:
         return (str(self.order_id),)
 
 
-class RunStep(Message):
+class RunStep(OrderMessage):
     """Run one step of the chain. A step's commit enqueues the next step, in the same
     transaction: the chain moves through the outbox, so no committed step is left without its
     successor, whatever the broker does."""
@@ -104,14 +122,14 @@ class RunStep(Message):
         return STEP_TASKS[self.step]
 
 
-class VoidPayment(Message):
+class VoidPayment(OrderMessage):
     """Release a cancelled order's card authorization."""
 
     kind = "void_payment"
     runs = VOID_PAYMENT
 
 
-class VoidAuthorization(Message):
+class VoidAuthorization(OrderMessage):
     """Release an authorization that no order holds: the card was authorized at checkout, then
     the order could not be written. `order_id` is the id the checkout had reserved."""
 
@@ -123,7 +141,7 @@ class VoidAuthorization(Message):
         return (str(self.order_id), self.authorization_id)
 
 
-class RefundPayment(Message):
+class RefundPayment(OrderMessage):
     """Give back what an operator's cancellation refunds, then record it and number its credit
     note."""
 
@@ -135,7 +153,7 @@ class RefundPayment(Message):
         return (str(self.cancellation_id),)
 
 
-class RenderCreditNote(Message):
+class RenderCreditNote(OrderMessage):
     """Render a numbered credit note's PDF."""
 
     kind = "render_credit_note"
@@ -146,14 +164,14 @@ class RenderCreditNote(Message):
         return (str(self.cancellation_id),)
 
 
-class SyncWarehouse(Message):
+class SyncWarehouse(OrderMessage):
     """Tell the warehouse what the order reserved."""
 
     kind = "sync_warehouse"
     runs = SYNC_WAREHOUSE
 
 
-class ShipOrder(Message):
+class ShipOrder(OrderMessage):
     """Ask the warehouse to ship a completed order; its confirmation consumes the reservation."""
 
     kind = "ship_order"
@@ -161,11 +179,28 @@ class ShipOrder(Message):
 
 
 class DeliverWebhooks(Message):
-    """Send the event's pending webhook deliveries: one task per delivery."""
+    """Send the event's pending webhook deliveries: one task per delivery (the relay reads
+    them)."""
 
     kind = "deliver_webhooks"
     runs = DELIVER_WEBHOOK
     event_id: int
+    order_id: uuid.UUID | None = None  # None for the shop's own events (catalog.imported)
+
+    def about(self) -> uuid.UUID | None:
+        return self.order_id
+
+
+class ImportStock(Message):
+    """Import the next batches of an uploaded stock file; each slice of batches enqueues the
+    next in its last batch's transaction."""
+
+    kind = "import_stock"
+    runs = IMPORT_STOCK
+    job_id: uuid.UUID
+
+    def task_args(self) -> tuple[str, ...]:
+        return (str(self.job_id),)
 
 
 MESSAGES: tuple[type[Message], ...] = (
@@ -177,6 +212,7 @@ MESSAGES: tuple[type[Message], ...] = (
     SyncWarehouse,
     ShipOrder,
     DeliverWebhooks,
+    ImportStock,
 )
 KINDS: dict[str, type[Message]] = {message.kind: message for message in MESSAGES}
 KINDS["fulfil_order"] = RunStep
@@ -195,7 +231,7 @@ def enqueue(session: Session, message: Message) -> None:
 def outbox_row(message: Message, now: datetime) -> dict[str, Any]:
     return {
         "kind": message.kind,
-        "order_id": message.order_id,
+        "order_id": message.about(),
         "payload": message.model_dump(mode="json"),
         "created_at": now,
     }

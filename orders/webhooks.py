@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "order.failed",
     "order.retry_requested",
     "payment.voided",
+    "catalog.imported",
 )
 
 
@@ -59,12 +60,15 @@ def message_id(delivery_id: Any) -> str:
     return f"msg_{delivery_id}"
 
 
-def payload_bytes(event_type: str, occurred_at: datetime, seq: int, data: dict[str, Any]) -> bytes:
-    """The body, built only from the immutable event: the same bytes on every attempt."""
+def payload_bytes(
+    event_type: str, occurred_at: datetime, seq: int | None, data: dict[str, Any]
+) -> bytes:
+    """The body, built only from the immutable event: the same bytes on every attempt. An
+    order's events carry their place in its timeline (`sequence`); the shop's own have none."""
     payload = {
         "type": event_type,
         "timestamp": occurred_at.isoformat(),
-        "data": {"sequence": seq, **data},
+        "data": data if seq is None else {"sequence": seq, **data},
     }
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 

@@ -31,6 +31,8 @@ from tests.helpers import (
 TABLES = ", ".join(
     [
         "audit_log",
+        "import_row_error",
+        "import_job",
         "product_image_variant",
         "product_image",
         "webhook_attempt",

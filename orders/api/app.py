@@ -33,6 +33,7 @@ from orders.api.routes import (
     dashboard,
     health,
     images,
+    imports,
     ops,
     storefront,
     streams,
@@ -49,6 +50,7 @@ from orders.payments import make_authorizer
 
 log = logging.getLogger(__name__)
 IMAGE_UPLOAD = re.compile(r"^/products/[^/]+/images$")
+STREAMED = re.compile(r"^/ops/imports$")  # read as it arrives, never buffered
 
 
 async def purge_idempotency_keys_forever(app: FastAPI) -> None:
@@ -126,7 +128,10 @@ def create_app(s: ApiSettings) -> FastAPI:
     app.openapi = problem_documenter(app)  # type: ignore[method-assign]
     install_problem_handlers(app, s.unavailable_retry_after_s)
     app.add_middleware(
-        Deadline, deadline_s=s.request_deadline_s, retry_after_s=s.unavailable_retry_after_s
+        Deadline,
+        deadline_s=s.request_deadline_s,
+        retry_after_s=s.unavailable_retry_after_s,
+        streamed=STREAMED,
     )
     app.add_middleware(
         BodyGate,
@@ -134,6 +139,7 @@ def create_app(s: ApiSettings) -> FastAPI:
         uploads=IMAGE_UPLOAD,
         upload_max_bytes=s.max_image_bytes,
         forms=re.compile(OPS_FORMS),
+        streamed=STREAMED,
     )
     app.state.ops_sessions = Sessions(s.secret_key, s.ops_session_hours * 3600)
     app.state.login_throttle = Throttle()
@@ -146,7 +152,9 @@ def create_app(s: ApiSettings) -> FastAPI:
         open_paths=re.compile(OPEN_OPS_PATHS),
         pages=re.compile(OPS_PAGES),
     )
-    app.add_middleware(RequestObserver, budget_ms=s.request_budget_ms)  # outermost: times it all
+    app.add_middleware(
+        RequestObserver, budget_ms=s.request_budget_ms, streamed=STREAMED
+    )  # outermost: times it all
     routers = (
         storefront,
         streams,
@@ -155,6 +163,7 @@ def create_app(s: ApiSettings) -> FastAPI:
         webhooks,
         metrics,
         images,
+        imports,
         health,
         dashboard,
     )

@@ -43,6 +43,12 @@ class ApiSettings(Settings):
     image_sizes: str = "128,512,1024"  # longest side of each variant, in pixels
     image_workers: int = 2  # processes in the resize pool
 
+    # Bulk stock imports (POST /ops/imports): the largest file taken (inflated), how long the
+    # same file uploaded again answers with its first job, how long an abandoned spool file stays.
+    import_max_bytes: int = 1024**3
+    import_dedupe_hours: float = 24.0
+    import_spool_retention_hours: float = 24.0
+
     webhook_secret_grace_hours: float = 24.0  # both secrets sign for this long after a rotation
 
     # /metrics without the operators' key, on a port of its own (0: only behind the key).

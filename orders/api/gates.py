@@ -42,7 +42,7 @@ class BodyGate:
     """Buffers up to `max_bytes` of the body (checkout bodies are small) and answers 413 past it,
     whether the client announced a Content-Length or streamed chunks; then checks its media
     type (JSON; multipart on the upload paths, urlencoded on the sign-in forms') and that its
-    JSON parses."""
+    JSON parses. Bodies of `streamed` paths (the stock file upload) go through untouched."""
 
     def __init__(
         self,
@@ -51,14 +51,20 @@ class BodyGate:
         uploads: re.Pattern[str],
         upload_max_bytes: int,
         forms: re.Pattern[str],
+        streamed: re.Pattern[str],
     ) -> None:
         self.app = app
+        self.streamed = streamed  # bodies the route reads as they arrive, and checks itself
         self.max_bytes = max_bytes
         self.uploads, self.upload_max_bytes = uploads, upload_max_bytes
         self.forms = forms  # HTML forms: urlencoded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in BODYLESS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in BODYLESS
+            or self.streamed.match(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         upload = bool(self.uploads.match(scope["path"]))

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,10 +33,26 @@ PAST_DEADLINE = Counter(
 )
 
 
+def on_last_byte(receive: Receive, then: Callable[[], None]) -> Receive:
+    """`receive`, calling `then` when the request's body has arrived in full."""
+
+    async def receiving() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            then()
+        return message
+
+    return receiving
+
+
 class RequestObserver:
-    def __init__(self, app: ASGIApp, budget_ms: int) -> None:
+    """Times every request to its response's first byte; an upload streamed to the app (`streamed`
+    paths) from its body's last byte, since the client sets the pace before that."""
+
+    def __init__(self, app: ASGIApp, budget_ms: int, streamed: re.Pattern[str]) -> None:
         self.app = app
         self.budget_s = budget_ms / 1000
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,6 +62,13 @@ class RequestObserver:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if VALID_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
+
+        def restart() -> None:
+            nonlocal started
+            started = time.perf_counter()
+
+        if self.streamed.match(scope["path"]):
+            receive = on_last_byte(receive, restart)
 
         async def send_timed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -77,12 +101,16 @@ class Deadline:
     the request: a database that went silent (a partition) would hold it in the driver for as
     long as it stays silent. The request is cancelled in the background, where the driver gives
     up its connection. Once the response has begun, the request runs to its end, background
-    tasks included."""
+    tasks included. On `streamed` paths (uploads the app reads as they arrive) the deadline
+    counts from the body's last byte."""
 
-    def __init__(self, app: ASGIApp, deadline_s: float, retry_after_s: int) -> None:
+    def __init__(
+        self, app: ASGIApp, deadline_s: float, retry_after_s: int, streamed: re.Pattern[str]
+    ) -> None:
         self.app = app
         self.deadline_s = deadline_s
         self.retry_after_s = retry_after_s
+        self.streamed = streamed
         self.abandoned: set[asyncio.Task[None]] = set()  # held until their cleanup is done
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +126,14 @@ class Deadline:
             began.set()
             await send(message)
 
+        if self.streamed.match(scope["path"]):
+            received = asyncio.Event()
+            receive = on_last_byte(receive, received.set)
         request = asyncio.ensure_future(self.app(scope, receive, send_unless_abandoned))
+        if self.streamed.match(scope["path"]):
+            arrived = asyncio.ensure_future(received.wait())
+            await asyncio.wait({request, arrived}, return_when="FIRST_COMPLETED")
+            arrived.cancel()
         beginning = asyncio.ensure_future(began.wait())
         await asyncio.wait(
             {request, beginning}, timeout=self.deadline_s, return_when="FIRST_COMPLETED"

@@ -24,10 +24,13 @@ from orders.models.refund import (
     CreditNote,
     CreditNoteCounter,
 )
+from orders.models.stock_import import ENDED as IMPORT_ENDED
+from orders.models.stock_import import ImportJob, ImportRowError, ImportStatus
 from orders.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "FIRST_ORDER_NUMBER",
+    "IMPORT_ENDED",
     "AuditLog",
     "Cancellation",
     "CancellationKind",
@@ -38,6 +41,9 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyStatus",
     "ImageStatus",
+    "ImportJob",
+    "ImportRowError",
+    "ImportStatus",
     "Invoice",
     "InvoiceCounter",
     "Order",

@@ -102,13 +102,16 @@ class OrderLine(SQLModel, table=True):
 
 
 class OrderEvent(SQLModel, table=True):
+    """An order's timeline; without an order, one of the shop's own events (`catalog.imported`),
+    which only webhooks carry."""
+
     __tablename__ = "order_event"
     # The dashboard's figures read events of a type over the last hour or day.
     __table_args__ = (UniqueConstraint("order_id", "seq"), Index(None, "type", "occurred_at"))
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
-    order_id: uuid.UUID = Field(foreign_key="order.id", ondelete="CASCADE")
-    seq: int = Field(description="1, 2, 3... per order: the order's timeline.")
+    order_id: uuid.UUID | None = Field(default=None, foreign_key="order.id", ondelete="CASCADE")
+    seq: int | None = Field(default=None, description="1, 2, 3... per order: its timeline.")
     type: str = Field(max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     occurred_at: datetime = timestamp()

@@ -82,7 +82,7 @@ async def follow(
                 return
             for event in events:
                 yield sse(event)
-                after = event.seq
+                after = event.seq or after  # an order's events all have one
             if status in AT_REST:
                 return
             while not await hub.wait(woken, heartbeat_s * random.uniform(0.5, 1.0)):
