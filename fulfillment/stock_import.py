@@ -7,6 +7,8 @@ SQLite (the embedded demo) as one batched upsert."""
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from orders.models import (
     table,
     utcnow,
 )
-from orders.stock_import import RowError, StockRow, latest_per_sku, read_batch
+from orders.stock_import import Batch, RowError, StockRow, latest_per_sku, read_batch
 
 log = logging.getLogger(__name__)
 
@@ -36,48 +38,79 @@ class Outcome(StrEnum):
     MORE = "more"  # this task goes on with the next batch
     HANDED_ON = "handed on"  # the next message takes the next batch
     ENDED = "ended"  # done, cancelled or failed
+    ELSEWHERE = "elsewhere"  # another runner moved the job on (a redelivered message): it goes on
 
 
 def import_stock(ctx: Context, job_id: uuid.UUID) -> Outcome:
     """Batches until the file ends, or for IMPORT_SLICE_S: then the last batch's transaction
-    enqueues the next message, so no task runs for long and none is left without a successor."""
+    enqueues the next message, so no task runs for long and none is left without a successor.
+    The next batch is read and checked in a thread while this one is merged."""
+    with ctx.sessions() as session:
+        job = session.get(ImportJob, job_id)
+    if job is None or job.status in IMPORT_ENDED:
+        return Outcome.ENDED
+    path = Path(ctx.settings.import_spool_dir) / job.spool_name
     hand_on_at = time.monotonic() + ctx.settings.import_slice_s
-    while True:
-        outcome = import_batch(ctx, job_id, last=time.monotonic() >= hand_on_at)
-        if outcome is not Outcome.MORE:
-            return outcome
+    try:
+        for batch in read_ahead(
+            path, job.bytes_done, job.lines_done, ctx.settings.import_batch_rows
+        ):
+            outcome = import_batch(ctx, job_id, batch, last=time.monotonic() >= hand_on_at)
+            if outcome is not Outcome.MORE:
+                return outcome
+    except FileNotFoundError:
+        return import_batch(ctx, job_id, None)
+    raise AssertionError("the file's last batch ends the job")
 
 
-def import_batch(ctx: Context, job_id: uuid.UUID, last: bool = False) -> Outcome:
-    path = None
+def read_ahead(path: Path, offset: int, lines_done: int, size: int) -> Iterator[Batch]:
+    """The file's batches from `offset`, each read while the one before is being merged."""
+    with path.open("rb") as file, ThreadPoolExecutor(1, "read-ahead") as reader:
+        ahead = reader.submit(read_batch, file, offset, lines_done, size)
+        while True:
+            batch = ahead.result()
+            if not batch.at_end:
+                ahead = reader.submit(read_batch, file, batch.next_offset, batch.next_line, size)
+            yield batch
+            if batch.at_end:
+                return
+
+
+def import_batch(
+    ctx: Context, job_id: uuid.UUID, batch: Batch | None, last: bool = False
+) -> Outcome:
+    """One transaction: the batch merged, its skipped rows kept, the job moved past it. `None`:
+    the spool file is gone."""
     with ctx.sessions() as session:
         # Locked for the batch: a second runner (a redelivered message beside the next one) waits,
-        # then reads the offset this batch moved on.
+        # then finds the job moved past the batch it read, and leaves the job to the first.
         job = session.exec(
             select(ImportJob).where(ImportJob.id == job_id).with_for_update()
         ).first()
         if job is None or job.status in IMPORT_ENDED:
             return Outcome.ENDED
-        path = Path(ctx.settings.import_spool_dir) / job.spool_name
         if job.cancel_requested_at is not None:
             _end(session, job, ImportStatus.CANCELLED)
-            outcome = Outcome.ENDED
+        elif batch is None:
+            _end(
+                session, job, ImportStatus.FAILED, "the uploaded file is gone from the spool folder"
+            )
+        elif batch.offset != job.bytes_done:
+            return Outcome.ELSEWHERE
         else:
-            outcome = _next_batch(ctx, session, job, path, last)
+            _apply(ctx, session, job, batch)
+            if not batch.at_end and last:
+                enqueue(session, ImportStock(job_id=job.id))
         ended = job.status in IMPORT_ENDED
+        spooled = Path(ctx.settings.import_spool_dir) / job.spool_name
         session.commit()
     if ended:
-        path.unlink(missing_ok=True)
-    return outcome
-
-
-def _next_batch(ctx: Context, session: Session, job: ImportJob, path: Path, last: bool) -> Outcome:
-    try:
-        with path.open("rb") as file:
-            batch = read_batch(file, job.bytes_done, job.lines_done, ctx.settings.import_batch_rows)
-    except FileNotFoundError:
-        _end(session, job, ImportStatus.FAILED, "the uploaded file is gone from the spool folder")
+        spooled.unlink(missing_ok=True)
         return Outcome.ENDED
+    return Outcome.HANDED_ON if last else Outcome.MORE
+
+
+def _apply(ctx: Context, session: Session, job: ImportJob, batch: Batch) -> None:
     refused = merge(session, batch.rows)
     errors = batch.errors + refused
     room = max(ctx.settings.import_max_error_rows - job.rows_failed, 0)
@@ -95,14 +128,9 @@ def _next_batch(ctx: Context, session: Session, job: ImportJob, path: Path, last
     job.rows_done += batch.records
     job.rows_failed += len(errors)
     job.status, job.started_at, job.updated_at = ImportStatus.RUNNING, job.started_at or now, now
+    session.add(job)
     if batch.at_end:
         _end(session, job, ImportStatus.DONE)
-        return Outcome.ENDED
-    session.add(job)
-    if last:
-        enqueue(session, ImportStock(job_id=job.id))
-        return Outcome.HANDED_ON
-    return Outcome.MORE
 
 
 def _end(session: Session, job: ImportJob, status: ImportStatus, error: str | None = None) -> None:
@@ -147,23 +175,24 @@ COPY = "COPY stock_import_row (line, sku, name, unit_price, currency, stock_on_h
 # The staged rows are sorted by SKU (the order every transaction locks products in). ON CONFLICT's
 # WHERE is checked against the row as locked, so a reservation committed meanwhile is honoured.
 MERGE = """
-WITH merged AS (
-    INSERT INTO product AS p
-        (sku, name, unit_price, currency, stock_on_hand, stock_reserved, updated_at)
-    SELECT sku, name, unit_price, currency, stock_on_hand, 0, now()
-    FROM stock_import_row ORDER BY sku
-    ON CONFLICT (sku) DO UPDATE SET
-        name = EXCLUDED.name,
-        unit_price = EXCLUDED.unit_price,
-        currency = EXCLUDED.currency,
-        stock_on_hand = EXCLUDED.stock_on_hand,
-        updated_at = EXCLUDED.updated_at
-    WHERE p.stock_reserved <= EXCLUDED.stock_on_hand
-    RETURNING p.sku
-)
+INSERT INTO product AS p
+    (sku, name, unit_price, currency, stock_on_hand, stock_reserved, updated_at)
+SELECT sku, name, unit_price, currency, stock_on_hand, 0, now()
+FROM stock_import_row ORDER BY sku
+ON CONFLICT (sku) DO UPDATE SET
+    name = EXCLUDED.name,
+    unit_price = EXCLUDED.unit_price,
+    currency = EXCLUDED.currency,
+    stock_on_hand = EXCLUDED.stock_on_hand,
+    updated_at = EXCLUDED.updated_at
+WHERE p.stock_reserved <= EXCLUDED.stock_on_hand
+"""
+# After the merge, in its transaction: a product still holding more than its row's stock was not
+# updated (an updated one holds no more than its new stock, and reservations never pass it).
+REFUSED = """
 SELECT r.line, r.sku, r.stock_on_hand, p.stock_reserved
 FROM stock_import_row r JOIN product p USING (sku)
-WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE m.sku = r.sku)
+WHERE p.stock_reserved > r.stock_on_hand
 """
 
 
@@ -172,10 +201,12 @@ def _merge_postgresql(session: Session, rows: list[StockRow]) -> list[RowError]:
     with connection.cursor() as cursor:
         cursor.execute(STAGE)
         with cursor.copy(COPY) as copy:
-            for r in rows:
-                copy.write_row((r.line, r.sku, r.name, r.unit_price, r.currency, r.stock_on_hand))
+            for row in rows:
+                copy.write_row(row)
         cursor.execute(MERGE)
-        refused = cursor.fetchall()
+        if cursor.rowcount == len(rows):
+            return []
+        refused = cursor.execute(REFUSED).fetchall()
     return sorted((below_reserved(*row) for row in refused), key=lambda error: error.line)
 
 

@@ -4,18 +4,22 @@ with their lines, stock below what is reserved refused, `catalog.imported` sent,
 
 import asyncio
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from fulfillment.stock_import import import_stock
+from orders import stock_import
 from orders.api.config import ApiSettings
 from orders.messages import Queue
 from stack.processes import Stack
@@ -255,3 +259,35 @@ async def test_a_queued_import_is_cancelled_at_once_and_an_ended_one_cannot_be(o
     assert_problem(await ops.post(f"/ops/imports/{job['id']}/cancel", headers=OPS), 409)
     assert_problem(await ops.post(f"/ops/imports/{uuid.uuid4()}/cancel", headers=OPS), 404)
     assert_problem(await ops.get(f"/ops/imports/{uuid.uuid4()}", headers=OPS), 404)
+
+
+def test_two_runners_of_one_import_take_turns_and_apply_each_batch_once(step_context, db, tmp_path):
+    """A redelivered message beside the next one: two tasks on one job at once."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    rows = "".join(f"TWO-{n:05d},Product {n},100,EUR,{n % 7}\n" for n in range(1, 3_001))
+    bad = "TWO-BAD,Broken,1.5,EUR,1\n" * 10
+    (spool / "two.csv").write_text(HEADER + rows + bad)
+    settings = step_context.settings.model_copy(
+        update={"import_spool_dir": str(spool), "import_batch_rows": 50}
+    )
+    ctx = dataclasses.replace(step_context, settings=settings)
+    size = (spool / "two.csv").stat().st_size
+    with ctx.sessions() as session:
+        job = stock_import.create_job(session, "two-runners", "sha", "two.csv", size)
+        session.commit()
+        job_id = job.id
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: import_stock(ctx, job_id), range(2)))
+
+    assert "ended" in outcomes  # one saw the file to its end; the other too, or left it to it
+    assert set(outcomes) <= {"ended", "elsewhere"}
+    row = db.execute(
+        "SELECT status, rows_done, rows_failed, bytes_done FROM import_job WHERE id = %s", (job_id,)
+    ).fetchone()
+    assert row == ("done", 3_010, 10, size)
+    assert count(db, "import_row_error") == 10
+    assert count(db, "product WHERE sku LIKE 'TWO-%'") == 3_000
+    assert count(db, "order_event WHERE type = 'catalog.imported'") == 1
+    assert not (spool / "two.csv").exists()
