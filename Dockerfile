@@ -24,7 +24,9 @@ COPY fulfillment ./fulfillment
 COPY fakes ./fakes
 RUN uv sync --frozen --no-dev
 
-RUN useradd --create-home --uid 10001 app && mkdir -p /app/.metrics && chown app /app/.metrics
+# .spool/imports: uploaded stock files, a volume the api and the importer share (compose.yaml).
+RUN useradd --create-home --uid 10001 app \
+ && mkdir -p /app/.metrics /app/.spool/imports && chown app /app/.metrics /app/.spool/imports
 USER app
 EXPOSE 8000
 # JSON lines from every process, the supervisor's own among them (orders/logging.json).

@@ -15,7 +15,7 @@ DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/orders_test
 PORT ?= 8000
 
-WORKER_QUEUES ?= steps,invoices,webhooks
+WORKER_QUEUES ?= steps,invoices,webhooks,imports
 WORKER_CONCURRENCY ?= 2
 WORKER_NAME ?= worker
 

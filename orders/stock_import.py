@@ -182,6 +182,14 @@ def requeue_stalled(session: Session, idle_for: timedelta) -> list[uuid.UUID]:
     return [job_id for (job_id,) in stalled]
 
 
+def spooled_files_in_use(session: Session) -> set[str]:
+    """The spool files of jobs that have not ended."""
+    names = session.exec(
+        select(ImportJob.spool_name).where(col(ImportJob.status).not_in(IMPORT_ENDED))
+    ).all()
+    return set(names)
+
+
 class KeyReusedForAnotherFile(ValueError):
     pass
 

@@ -9,16 +9,18 @@ import multiprocessing
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import httpx
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
-from orders import idempotency
-from orders.api import metrics
+from orders import idempotency, stock_import
+from orders.api import metrics, spool
 from orders.api.auth import OPEN_OPS_PATHS, OPS_FORMS, OPS_PAGES, OPS_PATHS
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
@@ -53,8 +55,9 @@ IMAGE_UPLOAD = re.compile(r"^/products/[^/]+/images$")
 STREAMED = re.compile(r"^/ops/imports$")  # read as it arrives, never buffered
 
 
-async def purge_idempotency_keys_forever(app: FastAPI) -> None:
-    """Keys are kept for the retention period, then deleted in the background of every API process."""
+async def housekeeping_forever(app: FastAPI) -> None:
+    """In the background of every API process: idempotency keys deleted after their retention
+    period, and stock files left in the spool folder after theirs."""
     s: ApiSettings = app.state.settings
     retention = s.idempotency_policy().retention
     while True:
@@ -62,10 +65,14 @@ async def purge_idempotency_keys_forever(app: FastAPI) -> None:
         try:
             async with app.state.sessions() as session:
                 purged = await run(session, idempotency.purge_expired, retention)
+                in_use = await run(session, stock_import.spooled_files_in_use)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
+            folder, kept_s = Path(s.import_spool_dir), s.import_spool_retention_hours * 3600
+            if swept := await to_thread.run_sync(spool.sweep, folder, kept_s, in_use):
+                log.info("swept %d stock files left in %s: %s", len(swept), folder, swept)
         except Exception:
-            log.exception("idempotency key purge failed; will retry")
+            log.exception("housekeeping failed; will retry")
 
 
 def create_app(s: ApiSettings) -> FastAPI:
@@ -93,7 +100,7 @@ def create_app(s: ApiSettings) -> FastAPI:
                 )
         except SQLAlchemyError:  # the API starts without its database and answers 503 meanwhile
             log.exception("could not mark interrupted product images")
-        purge = asyncio.create_task(purge_idempotency_keys_forever(app))
+        housekeeping = asyncio.create_task(housekeeping_forever(app))
         # Everything made so far (modules, the app, its routes and schemas) lives as long as the
         # process: frozen out of the collector's way, so a full collection scans only what
         # requests make; and collections less often (GC_GEN0_THRESHOLD, CPython's default 700).
@@ -104,9 +111,9 @@ def create_app(s: ApiSettings) -> FastAPI:
         try:
             yield
         finally:
-            purge.cancel()
+            housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purge
+                await housekeeping
             await app.state.hub.stop()
             cancelled = await app.state.registry.drain(s.background_drain_timeout_s)
             if cancelled:

@@ -5,6 +5,7 @@ so never more than a chunk is held in memory and the event loop does none of tha
 
 import hashlib
 import os
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -117,3 +118,22 @@ class Spool:
         if (problem := header_problem(line)) is not None:
             raise bad_header(problem)
         self.head = None
+
+
+def sweep(folder: Path, retention_s: float, in_use: set[str]) -> list[str]:
+    """Files left behind: uploads that never completed, and files of jobs that ended without
+    removing theirs (or were never written), once older than `retention_s`. Returns their names."""
+    if not folder.exists():
+        return []
+    cutoff = time.time() - retention_s
+    swept = []
+    for path in folder.iterdir():
+        if path.name in in_use or not path.name.endswith((".csv", ".csv.part")):
+            continue
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                swept.append(path.name)
+        except FileNotFoundError:  # gone meanwhile
+            continue
+    return swept

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orders.config import Settings
 from orders.messages import QUEUES, Queue
 from stack.processes import ROOT
 from tests.helpers import sibling_database
@@ -82,8 +83,9 @@ def test_compose_yaml_is_valid_and_production_shaped():
         "relay",
         "worker",
         "renderer",
+        "importer",
     }
-    for name in ("postgres", "rabbitmq", "mailpit", "api", "worker", "renderer"):
+    for name in ("postgres", "rabbitmq", "mailpit", "api", "worker", "renderer", "importer"):
         assert "healthcheck" in services[name], name
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["relay"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
@@ -92,12 +94,17 @@ def test_compose_yaml_is_valid_and_production_shaped():
     # both scale with --scale.
     queues = {
         name: services[name]["command"][services[name]["command"].index("-Q") + 1].split(",")
-        for name in ("worker", "renderer")
+        for name in ("worker", "renderer", "importer")
     }
     assert queues["renderer"] == [Queue.INVOICES]
-    assert sorted(queues["worker"] + queues["renderer"]) == sorted(QUEUES)
-    assert "ports" not in services["worker"]
-    assert "ports" not in services["renderer"]
+    assert queues["importer"] == [Queue.IMPORTS]
+    assert sorted(q for names in queues.values() for q in names) == sorted(QUEUES)
+    for name in ("worker", "renderer", "importer"):
+        assert "ports" not in services[name]
+    # The importer reads the files the api spooled: one volume, where IMPORT_SPOOL_DIR points.
+    spool = f"spool:/app/{Settings.model_fields['import_spool_dir'].default}"
+    assert spool in services["api"]["volumes"]
+    assert spool in services["importer"]["volumes"]
     # Metrics on a port of their own, not published; JSON logs from every uvicorn process.
     api = services["api"]
     assert api["environment"]["METRICS_PORT"] == "9100"
@@ -136,7 +143,8 @@ def test_every_worker_command_line_runs_without_celery_heartbeat_events():
     """Celery publishes them from the loop that checks the broker's AMQP heartbeats and waits
     for their confirms without a timeout: a silent broker would stop that loop."""
     compose = yaml.safe_load(Path(ROOT, "compose.yaml").read_text())
-    commands = [" ".join(compose["services"][name]["command"]) for name in ("worker", "renderer")]
+    workers = ("worker", "renderer", "importer")
+    commands = [" ".join(compose["services"][name]["command"]) for name in workers]
     worker_target = Path(ROOT, "Makefile").read_text().split("\nworker:")[1].split("\n\n")[0]
     for command in [*commands, worker_target]:
         assert "--without-heartbeat" in command, command

@@ -2,9 +2,12 @@
 offset that add up to the whole file however the file is cut."""
 
 import io
+import os
+import time
 
 import pytest
 
+from orders.api.spool import sweep
 from orders.stock_import import RowError, StockRow, header_problem, latest_per_sku, read_batch
 
 HEADER = b"sku,name,unit_price,currency,stock_on_hand\n"
@@ -99,3 +102,23 @@ def test_the_last_line_of_a_sku_wins_and_rows_come_sorted():
         ("MUG-001", 400),
         ("NB-A5", 7),
     ]
+
+
+def test_the_sweep_removes_old_files_nobody_uses_and_only_those(tmp_path):
+    names = ["old.csv", "old.csv.part", "queued.csv", "new.csv", "new.csv.part", "notes.txt"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    day_ago = time.time() - 86_400
+    for name in ("old.csv", "old.csv.part", "queued.csv", "notes.txt"):
+        os.utime(tmp_path / name, (day_ago, day_ago))
+
+    swept = sweep(tmp_path, retention_s=3_600, in_use={"queued.csv"})
+
+    assert sorted(swept) == ["old.csv", "old.csv.part"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "new.csv",
+        "new.csv.part",
+        "notes.txt",
+        "queued.csv",
+    ]
+    assert sweep(tmp_path / "absent", 3_600, set()) == []
