@@ -7,6 +7,7 @@ what happened; stops everything it started.
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from demo.imports import import_stock
 from demo.shop import (
     OPS_KEY,
     STEPS,
@@ -36,6 +38,8 @@ from orders.money import format_money
 from orders.stats import percentile
 from stack.processes import ROOT, Stack, free_port
 from stack.services import empty_queues, fresh_database
+
+STOCK_ROWS = 50_000  # about 3 MB of CSV
 
 
 def stack_env(stack: str, folder: Path) -> dict[str, str]:
@@ -63,6 +67,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
     shutil.rmtree(folder / "invoices", ignore_errors=True)
     shutil.rmtree(folder / "credit-notes", ignore_errors=True)
     shutil.rmtree(folder / "mail", ignore_errors=True)
+    shutil.rmtree(folder / "spool", ignore_errors=True)
     env = stack_env(stack, folder)
     console.print(
         f"[bold]demo[/] ({stack}) on {env['DATABASE_URL'].split('@')[-1]}"
@@ -83,6 +88,8 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "WEBHOOK_SWEEP_INTERVAL_S": "0.25",
         "PUBLIC_BASE_URL": api,
         "RELAY_POLL_INTERVAL_S": "0.5",
+        "IMPORT_SPOOL_DIR": str(folder / "spool"),
+        "IMPORT_BATCH_ROWS": "2000",  # small batches: the progress bar moves
     }
     processes = Stack(folder / "logs", env)
     try:
@@ -100,7 +107,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         httpx.put(f"{receiver}/_admin/script/flaky", json={"statuses": [503, 503]})
         secrets = {}
         for path, types in (
-            ("shop", [*STEPS, "order.cancelled", "order.refunded"]),
+            ("shop", [*STEPS, "order.cancelled", "order.refunded", "catalog.imported"]),
             ("flaky", ["order.completed"]),
         ):
             endpoint = httpx.post(
@@ -121,6 +128,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         statuses = follow(api, accepted, timeout_s)
         watcher.join(timeout=timeout_s)
         refund = refund_one(api, accepted, statuses, folder / "credit-notes", timeout_s)
+        stock = import_stock(api, ops, folder, STOCK_ROWS, timeout_s)
         settle_webhooks(api, timeout_s)
         timings = step_timings(api, accepted)
         invoices = save_invoices(api, accepted, folder / "invoices")
@@ -148,6 +156,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
         "invoices_saved": invoices,
         "invoice_folder": str(folder / "invoices"),
         "refund": refund,
+        "stock_import": stock,
         "stream": {"order": watched["number"], "events": streamed},
         "wall_time_s": round(time.monotonic() - started_at, 1),
         "pids": pids,
@@ -156,7 +165,7 @@ def run(count: int, timeout_s: float, summary_path: Path | None, stack: str, fol
     if summary_path:
         summary_path.write_text(json.dumps(summary, indent=2))
     settled = all(s in ("completed", "cancelled", "failed", "refunded") for s in statuses.values())
-    if settled and len(statuses) == len(accepted) and refund:
+    if settled and len(statuses) == len(accepted) and refund and stock["status"] == "done":
         return 0
     print_trouble(folder / "logs", exited)
     return 1
@@ -217,6 +226,18 @@ def print_summary(summary: dict[str, Any]) -> None:
         table.add_row("", f"in {Path(refund['path']).parent}")
     else:
         table.add_row("credit note", "[red]none: no order could be refunded")
+    stock = summary["stock_import"]
+    table.add_row(
+        "stock import (POST /ops/imports)",
+        f"{stock['rows']:,} rows, a {stock['file_mb']} MB CSV sent gzipped ({stock['upload_mb']} MB)",
+    )
+    table.add_row(
+        "",
+        f"202 after {stock['accepted_s']} s; {stock['status']}: {stock['imported']:,} imported,"
+        f" {stock['skipped']} skipped, {stock['rows_per_s']:,.0f} rows/s",
+    )
+    for i, (line, sku, reason) in enumerate(csv.reader(stock["errors"])):
+        table.add_row("skipped rows (errors.csv)" if i == 0 else "", f"line {line} {sku}: {reason}")
     table.add_row("wall time", f"{summary['wall_time_s']} s")
     console.print(table)
 

@@ -58,6 +58,20 @@ def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path,
     expected = [f"{seq} {event}" for seq, event in enumerate(timeline, start=1)]
     assert summary["stream"]["events"] == expected
     assert summary["invoices_saved"] == statuses["completed"] + statuses["refunded"]
+    # The stock file: every row read, three skipped with their lines (on SQLite and PostgreSQL).
+    stock = summary["stock_import"]
+    assert (stock["status"], stock["rows"], stock["imported"], stock["skipped"]) == (
+        "done",
+        50_003,
+        50_000,
+        3,
+    )
+    assert [line.split(",")[:2] for line in stock["errors"]] == [
+        ["12502", "WH-BAD-PRICE"],
+        ["25003", "WH-SHORT"],
+        ["37504", "MUG-001"],
+    ]
+    assert "below the" in stock["errors"][2]
     for pid in summary["pids"]:  # nothing left running
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
