@@ -9,7 +9,9 @@ from sqlmodel import Session, col, select
 
 from orders.lifecycle import STALLED
 from orders.models import (
+    IMPORT_ENDED,
     DeliveryStatus,
+    ImportJob,
     Order,
     OrderEvent,
     OrderStatus,
@@ -19,6 +21,7 @@ from orders.models import (
     utcnow,
 )
 from orders.stats import percentile
+from orders.stock_import import Progress
 
 DAY = timedelta(days=1)
 
@@ -211,6 +214,32 @@ def endpoint_health(session: Session, since: timedelta = DAY) -> list[dict[str, 
     return health
 
 
+def recent_imports(session: Session, limit: int = 5) -> list[dict[str, Any]]:
+    """The latest stock imports and how far each has come."""
+    jobs = session.exec(
+        select(ImportJob).order_by(col(ImportJob.created_at).desc()).limit(limit)
+    ).all()
+    now = utcnow()
+    shown = []
+    for job in jobs:
+        progress = Progress.of(job, now)
+        shown.append(
+            {
+                "id": str(job.id),
+                "status": job.status.value,
+                "percent": progress.percent,
+                "rows_done": job.rows_done,
+                "rows_failed": job.rows_failed,
+                "rows_per_s": progress.rows_per_s,
+                "eta_s": None if progress.eta_s is None else round(progress.eta_s),
+                "mb": round(job.bytes_total / 1e6, 1),
+                "created_at": job.created_at.isoformat(),
+                "cancellable": job.status not in IMPORT_ENDED and not job.cancel_requested_at,
+            }
+        )
+    return shown
+
+
 def dashboard(session: Session) -> dict[str, Any]:
     """Everything the ops dashboard shows that PostgreSQL knows (the broker's queue depths are
     asked of RabbitMQ by the API)."""
@@ -222,4 +251,5 @@ def dashboard(session: Session) -> dict[str, Any]:
         "stalled": stalled_count(session),
         "failed_orders": failed_orders(session),
         "webhook_endpoints": endpoint_health(session),
+        "imports": recent_imports(session),
     }

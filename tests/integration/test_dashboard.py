@@ -187,3 +187,61 @@ async def test_the_dashboard_updates_live_and_retries_a_failed_order(
     assert shot.stat().st_size > 20_000
     assert errors == []
     assert count(db, "audit_log WHERE action = 'order.retry_requested'") == 1
+
+
+def job_row(db, job_id: uuid.UUID, percent: int, rows: int) -> None:
+    db.execute(
+        "INSERT INTO import_job (id, idempotency_key, sha256, spool_name, status, bytes_total,"
+        " bytes_done, lines_done, rows_done, rows_failed, created_at, started_at, updated_at)"
+        " VALUES (%s, 'k', 'sha', 'x.csv', 'running', 50000000, %s, %s, %s, 12,"
+        " now() - interval '20 seconds', now() - interval '20 seconds', now())"
+        " ON CONFLICT (id) DO UPDATE SET bytes_done = EXCLUDED.bytes_done,"
+        " rows_done = EXCLUDED.rows_done, lines_done = EXCLUDED.lines_done, updated_at = now()",
+        (job_id, percent * 500_000, rows, rows),
+    )
+
+
+async def test_a_running_import_shows_a_progress_bar_that_moves_and_a_cancel_button(
+    api, db, chromium
+):
+    from playwright.async_api import async_playwright, expect
+
+    job_id = uuid.uuid4()
+    job_row(db, job_id, percent=40, rows=300_000)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(f"{api}/ops/login?next=/ops/dashboard")
+        await page.fill("#key", KEY)
+        await page.click("button[type=submit]")
+        await expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+        await page.evaluate("window.notReloaded = true")
+
+        row = page.locator(f'#imports tr[data-job="{job_id}"]')
+        bar = row.locator("progress")
+        await expect(row.locator(".percent")).to_have_text("40.0 %")
+        assert await bar.evaluate("node => node.value") == 40
+        await expect(row).to_contain_text("300,000")
+        await expect(row.get_by_role("link", name="12")).to_have_attribute(
+            "href", f"/ops/imports/{job_id}/errors.csv"
+        )
+        job_row(db, job_id, percent=80, rows=600_000)  # the worker moved on
+        await expect(row.locator(".percent")).to_have_text("80.0 %", timeout=10_000)
+        assert await bar.evaluate("node => node.value") == 80
+        await expect(row).to_contain_text("600,000")
+        assert await page.evaluate("window.notReloaded") is True
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SHOTS / "dashboard-imports.png"
+        await row.screenshot(path=str(shot))
+        await row.get_by_role("button", name="Cancel").click()
+        await eventually(
+            lambda: count(db, "import_job WHERE cancel_requested_at IS NOT NULL") == 1,
+            what="the cancel",
+        )
+        await expect(row.get_by_role("button", name="Cancel")).to_have_count(0, timeout=10_000)
+        await browser.close()
+    assert shot.stat().st_size > 2_000
+    assert errors == []

@@ -179,7 +179,8 @@ async def order_page(request: Request, order_id: uuid.UUID, session: SessionDep)
 
 async def push(request: Request, order: str | None) -> AsyncIterator[str]:
     """`figures` whenever an order event commits (at most once a second) and every few seconds
-    regardless (queue depths move without events); `order` when the watched order changes."""
+    regardless (queue depths move without events), every second while a stock import runs;
+    `order` when the watched order changes."""
     hub = request.app.state.hub
     last: str | None = None
     with hub.watch(ANY) as woken, contextlib.ExitStack() as stack:
@@ -195,7 +196,8 @@ async def push(request: Request, order: str | None) -> AsyncIterator[str]:
                 watched.clear()
                 yield "event: order\ndata: {}\n\n"
             await asyncio.sleep(PUSH_EVERY_S)
-            await hub.wait(woken, REFRESH_S - PUSH_EVERY_S)
+            if not any(job["cancellable"] for job in json.loads(data)["imports"]):
+                await hub.wait(woken, REFRESH_S - PUSH_EVERY_S)  # else: an import's bar moves
 
 
 @router.get("/stream")

@@ -100,6 +100,35 @@ function renderEndpoints(tbody, endpoints) {
   tbody.replaceChildren(...rows);
 }
 
+function number(value, suffix = "") {
+  return value === null || value === undefined ? "–" : `${Math.round(value).toLocaleString("en")}${suffix}`;
+}
+
+function renderImports(tbody, imports) {
+  const rows = imports.map((j) => {
+    const tr = document.createElement("tr");
+    tr.dataset.job = j.id;
+    const bar = document.createElement("td");
+    const percent = `${j.percent.toFixed(1)} %`;
+    const progress = text("progress", percent, { max: "100", "aria-label": "imported" });
+    progress.value = j.percent;
+    bar.append(progress, " ", text("span", percent, { class: "percent" }));
+    const skipped = text("td", "", { class: "num" });
+    if (j.rows_failed) {
+      skipped.append(text("a", number(j.rows_failed), { href: `/ops/imports/${j.id}/errors.csv` }));
+    } else skipped.textContent = "0";
+    const act = document.createElement("td");
+    if (j.cancellable) act.append(button("Cancel", "cancel-import", { job: j.id }));
+    tr.append(text("td", when(j.created_at)), text("td", j.status), bar,
+      text("td", number(j.rows_done), { class: "num" }), skipped,
+      text("td", number(j.rows_per_s), { class: "num" }),
+      text("td", number(j.eta_s, " s"), { class: "num" }), act);
+    return tr;
+  });
+  if (!rows.length) rows.push(emptyRow("No stock imports.", 8));
+  tbody.replaceChildren(...rows);
+}
+
 function emptyRow(message, span) {
   const tr = document.createElement("tr");
   tr.className = "empty";
@@ -125,6 +154,8 @@ function show(figures) {
   if (chart) drawChart(chart, figures.per_minute);
   const failed = document.getElementById("failed");
   if (failed) renderFailed(failed, figures.failed_orders);
+  const imports = document.getElementById("imports");
+  if (imports) renderImports(imports, figures.imports);
   const endpoints = document.getElementById("endpoints");
   if (endpoints) renderEndpoints(endpoints, figures.webhook_endpoints);
 }
@@ -146,8 +177,9 @@ function follow() {
 }
 
 async function act(target) {
-  const { action, order, delivery } = target.dataset;
+  const { action, order, delivery, job } = target.dataset;
   const requests = {
+    "cancel-import": [`/ops/imports/${job}/cancel`, null],
     retry: [`/ops/orders/${order}/retry`, null],
     cancel: [`/ops/orders/${order}/cancel`, {}],
     redeliver: [`/ops/webhook-deliveries/${delivery}/redeliver`, null],
