@@ -25,6 +25,7 @@ import psycopg
 
 from bench.capacity import capacity, openloop, settle, within_budget
 from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
+from bench.imports import imports_phase, print_imports
 from bench.procs import RssSampler, cpu_spent, service_root, snapshot
 from bench.round_trips import checkout_round_trips
 from bench.stream_load import streams_phase
@@ -217,6 +218,11 @@ def run(smoke: bool) -> dict[str, Any]:
             flow = pipeline(api, db_url, count, 120 if smoke else 900)
             results["burst"].append({"mode": mode, "workers": split} | flow)
             stack.stop({name for name, _, _ in split})
+
+        phase("stock import: a generated CSV uploaded, imported, against psql \\copy")
+        results["imports"] = imports_phase(
+            stack, api, db_url, roots, 5 if smoke else 500, 2 if smoke else 10
+        )
     finally:
         stack.stop()
     return results
@@ -230,6 +236,7 @@ def main() -> None:
     results = run(args.smoke)
     results["wall_time_s"] = round(time.monotonic() - started, 1)
     print_table(results)
+    print_imports(results["imports"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -40,6 +40,7 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         "targets (split layout",
         "steady",
         "streams:",
+        "stock import:",
     )
     for heading in headings:
         assert heading in result.stdout
@@ -72,3 +73,9 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
     assert streams["rss_with_streams_mb"] > 0
     assert streams["p99_without_ms"] is not None
     assert streams["p99_with_ms"] is not None
+    imported = results["imports"]
+    assert imported["import"]["status"] == "done"
+    assert imported["import"]["rows"] == imported["rows"] > 0
+    assert imported["import"]["failed"] == 0
+    assert imported["psql_copy_rows_per_s"] > 0
+    assert imported["last_byte_to_202_ms"] > 0
