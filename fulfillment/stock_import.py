@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ from orders.models import (
     table,
     utcnow,
 )
-from orders.stock_import import Batch, RowError, StockRow, latest_per_sku, read_batch
+from orders.stock_import import Batch, RowError, StockRow, read_batch
 
 log = logging.getLogger(__name__)
+BACKSLASH = "\\"
 
 
 class Outcome(StrEnum):
@@ -47,15 +49,15 @@ def import_stock(ctx: Context, job_id: uuid.UUID) -> Outcome:
     The next batch is read and checked in a thread while this one is merged."""
     with ctx.sessions() as session:
         job = session.get(ImportJob, job_id)
+        copy = session.get_bind().dialect.name != "sqlite"
     if job is None or job.status in IMPORT_ENDED:
         return Outcome.ENDED
     path = Path(ctx.settings.import_spool_dir) / job.spool_name
     hand_on_at = time.monotonic() + ctx.settings.import_slice_s
     try:
-        for batch in read_ahead(
-            path, job.bytes_done, job.lines_done, ctx.settings.import_batch_rows
-        ):
-            outcome = import_batch(ctx, job_id, batch, last=time.monotonic() >= hand_on_at)
+        size = ctx.settings.import_batch_rows
+        for staged in read_ahead(path, job.bytes_done, job.lines_done, size, copy):
+            outcome = import_batch(ctx, job_id, staged, last=time.monotonic() >= hand_on_at)
             if outcome is not Outcome.MORE:
                 return outcome
     except FileNotFoundError:
@@ -63,21 +65,46 @@ def import_stock(ctx: Context, job_id: uuid.UUID) -> Outcome:
     raise AssertionError("the file's last batch ends the job")
 
 
-def read_ahead(path: Path, offset: int, lines_done: int, size: int) -> Iterator[Batch]:
-    """The file's batches from `offset`, each read while the one before is being merged."""
+@dataclass(frozen=True)
+class Staged:
+    """A batch, and its rows to apply as PostgreSQL's COPY reads them (empty on SQLite)."""
+
+    batch: Batch
+    copy: bytes
+
+
+def read_ahead(path: Path, offset: int, lines_done: int, size: int, copy: bool) -> Iterator[Staged]:
+    """The file's batches from `offset`, each read, checked and (`copy`) written out for COPY in
+    a thread while the one before is merged: the merge's thread runs no Python per row."""
+
+    def stage(start: int, lines: int) -> Staged:
+        batch = read_batch(file, start, lines, size)
+        return Staged(batch, copy_text(batch.latest) if copy else b"")
+
     with path.open("rb") as file, ThreadPoolExecutor(1, "read-ahead") as reader:
-        ahead = reader.submit(read_batch, file, offset, lines_done, size)
+        ahead = reader.submit(stage, offset, lines_done)
         while True:
-            batch = ahead.result()
+            staged = ahead.result()
+            batch = staged.batch
             if not batch.at_end:
-                ahead = reader.submit(read_batch, file, batch.next_offset, batch.next_line, size)
-            yield batch
+                ahead = reader.submit(stage, batch.next_offset, batch.next_line)
+            yield staged
             if batch.at_end:
                 return
 
 
+def copy_text(rows: list[StockRow]) -> bytes:
+    """COPY's text format: tab-separated lines. Names hold no control characters (parse_row), so
+    only a backslash needs escaping."""
+    return "".join(
+        f"{r.line}\t{r.sku}\t{r.name.replace(BACKSLASH, BACKSLASH * 2)}\t{r.unit_price}"
+        f"\t{r.currency}\t{r.stock_on_hand}\n"
+        for r in rows
+    ).encode()
+
+
 def import_batch(
-    ctx: Context, job_id: uuid.UUID, batch: Batch | None, last: bool = False
+    ctx: Context, job_id: uuid.UUID, staged: Staged | None, last: bool = False
 ) -> Outcome:
     """One transaction: the batch merged, its skipped rows kept, the job moved past it. `None`:
     the spool file is gone."""
@@ -91,15 +118,15 @@ def import_batch(
             return Outcome.ENDED
         if job.cancel_requested_at is not None:
             _end(session, job, ImportStatus.CANCELLED)
-        elif batch is None:
+        elif staged is None:
             _end(
                 session, job, ImportStatus.FAILED, "the uploaded file is gone from the spool folder"
             )
-        elif batch.offset != job.bytes_done:
+        elif staged.batch.offset != job.bytes_done:
             return Outcome.ELSEWHERE
         else:
-            _apply(ctx, session, job, batch)
-            if not batch.at_end and last:
+            _apply(ctx, session, job, staged)
+            if not staged.batch.at_end and last:
                 enqueue(session, ImportStock(job_id=job.id))
         ended = job.status in IMPORT_ENDED
         spooled = Path(ctx.settings.import_spool_dir) / job.spool_name
@@ -110,8 +137,9 @@ def import_batch(
     return Outcome.HANDED_ON if last else Outcome.MORE
 
 
-def _apply(ctx: Context, session: Session, job: ImportJob, batch: Batch) -> None:
-    refused = merge(session, batch.rows)
+def _apply(ctx: Context, session: Session, job: ImportJob, staged: Staged) -> None:
+    batch = staged.batch
+    refused = merge(session, staged)
     errors = batch.errors + refused
     room = max(ctx.settings.import_max_error_rows - job.rows_failed, 0)
     if errors[:room]:
@@ -155,15 +183,15 @@ def _end(session: Session, job: ImportJob, status: ImportStatus, error: str | No
     )
 
 
-def merge(session: Session, rows: list[StockRow]) -> list[RowError]:
-    """Upsert the rows into the catalog (name, price, currency, stock on hand); a row whose stock
-    would fall below what orders have reserved is not applied. Returns those as errors."""
-    latest = latest_per_sku(rows)
-    if not latest:
+def merge(session: Session, staged: Staged) -> list[RowError]:
+    """Upsert the batch's rows into the catalog (name, price, currency, stock on hand); a row
+    whose stock would fall below what orders have reserved is not applied. Returns those as
+    errors."""
+    if not staged.batch.latest:
         return []
     if session.get_bind().dialect.name == "sqlite":
-        return _merge_sqlite(session, latest)
-    return _merge_postgresql(session, latest)
+        return _merge_sqlite(session, staged.batch.latest)
+    return _merge_postgresql(session, staged.copy, len(staged.batch.latest))
 
 
 STAGE = """
@@ -196,15 +224,14 @@ WHERE p.stock_reserved > r.stock_on_hand
 """
 
 
-def _merge_postgresql(session: Session, rows: list[StockRow]) -> list[RowError]:
+def _merge_postgresql(session: Session, copy_text: bytes, rows: int) -> list[RowError]:
     connection: Any = session.connection().connection.driver_connection  # psycopg, this transaction
     with connection.cursor() as cursor:
         cursor.execute(STAGE)
         with cursor.copy(COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(copy_text)
         cursor.execute(MERGE)
-        if cursor.rowcount == len(rows):
+        if cursor.rowcount == rows:
             return []
         refused = cursor.execute(REFUSED).fetchall()
     return sorted((below_reserved(*row) for row in refused), key=lambda error: error.line)

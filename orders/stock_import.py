@@ -20,6 +20,7 @@ COLUMNS = ("sku", "name", "unit_price", "currency", "stock_on_hand")
 SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_INT = 2_147_483_647  # the columns are INTEGER
 MAX_NAME = 200
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break, a tab, NUL: not in a product's name
 # A field longer than this is a broken quote swallowing lines, not a product name.
 csv.field_size_limit(64 * 1024)
 
@@ -77,8 +78,8 @@ def parse_row(line: int, fields: list[str]) -> StockRow | RowError:
     sku, name = sku.strip(), name.strip()
     if not SKU.fullmatch(sku):  # ASCII only: so a byte that was not UTF-8 fails here too
         return RowError(line, sku[:64], "sku: letters, digits, '_', '.', '-', at most 64")
-    if not name or len(name) > MAX_NAME:
-        return RowError(line, sku, f"name: 1 to {MAX_NAME} characters")
+    if not name or len(name) > MAX_NAME or CONTROL.search(name):
+        return RowError(line, sku, f"name: 1 to {MAX_NAME} characters, no control characters")
     if "\ufffd" in name:
         return RowError(line, sku, "not valid UTF-8")
     if (unit_price := whole(price.strip())) is None:
@@ -97,6 +98,7 @@ class Batch:
 
     rows: list[StockRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    latest: list[StockRow] = field(default_factory=list)  # what is applied: see latest_per_sku
     records: int = 0  # data records read (blank lines are not records)
     offset: int = 0
     next_offset: int = 0
@@ -148,6 +150,7 @@ def read_batch(file: BinaryIO, offset: int, lines_done: int, max_records: int) -
         batch.at_end = not file.read(1)
     batch.next_offset = offset + consumed
     batch.next_line = lines_done + before
+    batch.latest = latest_per_sku(batch.rows)
     return batch
 
 

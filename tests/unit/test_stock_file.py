@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from fulfillment.stock_import import copy_text
 from orders.api.spool import sweep
 from orders.stock_import import RowError, StockRow, header_problem, latest_per_sku, read_batch
 
@@ -36,7 +37,7 @@ FILE = HEADER + (
     b"MUG-001,Enamel mug,1450,EUR,500\n"
     b"\n"  # line 3: blank, not a record
     b'NB-A5,"Notebook, dotted",1200,EUR,7\n'
-    b'LONG-1,"A name\nover two lines",900,EUR,1\n'  # lines 5-6
+    b'LONG-1,"A name\nover two lines",900,EUR,1\n'  # lines 5-6: a line break in a name
     b"BAD-PRICE,Mug,12.50,EUR,5\n"  # line 7
     b"SHORT,Mug,100,EUR\n"  # line 8
     b"LOWER,Mug,100,eur,5\n"  # line 9
@@ -68,10 +69,10 @@ def test_rows_and_errors_carry_the_line_they_start_on():
     assert [(r.line, r.sku, r.name, r.unit_price, r.stock_on_hand) for r in rows] == [
         (2, "MUG-001", "Enamel mug", 1450, 500),
         (4, "NB-A5", "Notebook, dotted", 1200, 7),
-        (5, "LONG-1", "A name\nover two lines", 900, 1),
         (13, "MUG-001", "Enamel mug v2", 1500, 400),
     ]
     assert [(e.line, e.sku, e.reason.split(":")[0]) for e in errors] == [
+        (5, "LONG-1", "name"),
         (7, "BAD-PRICE", "unit_price"),
         (8, "SHORT", "expected 5 fields, found 4"),
         (9, "LOWER", "currency"),
@@ -89,7 +90,8 @@ def test_batches_of_any_size_read_the_same_rows(size):
 def test_a_batch_ends_after_a_whole_record_and_says_where():
     file = io.BytesIO(FILE)
     first = read_batch(file, 0, 0, 3)  # MUG-001, NB-A5, LONG-1 (two lines)
-    assert [r.sku for r in first.rows] == ["MUG-001", "NB-A5", "LONG-1"]
+    assert [r.sku for r in first.rows] == ["MUG-001", "NB-A5"]
+    assert [e.line for e in first.errors] == [5]
     assert first.next_line == 6
     assert FILE[first.next_offset :].startswith(b"BAD-PRICE,")
     assert not first.at_end
@@ -98,7 +100,6 @@ def test_a_batch_ends_after_a_whole_record_and_says_where():
 def test_the_last_line_of_a_sku_wins_and_rows_come_sorted():
     rows, _, _ = read_all(FILE, 100)
     assert [(r.sku, r.stock_on_hand) for r in latest_per_sku(rows)] == [
-        ("LONG-1", 1),
         ("MUG-001", 400),
         ("NB-A5", 7),
     ]
@@ -122,3 +123,8 @@ def test_the_sweep_removes_old_files_nobody_uses_and_only_those(tmp_path):
         "queued.csv",
     ]
     assert sweep(tmp_path / "absent", 3_600, set()) == []
+
+
+def test_rows_go_to_copy_as_tab_separated_text_with_backslashes_escaped():
+    rows = [StockRow(2, "A-1", r"Mug \ 12 oz", 100, "EUR", 3), StockRow(3, "B", "Tee", 5, "USD", 0)]
+    assert copy_text(rows) == b"2\tA-1\tMug \\\\ 12 oz\t100\tEUR\t3\n3\tB\tTee\t5\tUSD\t0\n"
