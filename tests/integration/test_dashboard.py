@@ -115,6 +115,15 @@ def chromium() -> str:
     return CHROMIUM
 
 
+async def open_page(p: Any, chromium: str) -> tuple[Any, Any, list[str]]:
+    """Chromium, a page, and the errors its console reports."""
+    browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return browser, page, errors
+
+
 async def test_the_dashboard_updates_live_and_retries_a_failed_order(
     api, processes, db, step_context, chromium
 ):
@@ -131,10 +140,7 @@ async def test_the_dashboard_updates_live_and_retries_a_failed_order(
         session.commit()
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        browser, page, errors = await open_page(p, chromium)
         await page.goto(f"{api}/ops/dashboard")
         await expect(page.locator("h1")).to_have_text("Sign in")
         await page.fill("#key", "wrong")
@@ -209,10 +215,7 @@ async def test_a_running_import_shows_a_progress_bar_that_moves_and_a_cancel_but
     job_id = uuid.uuid4()
     job_row(db, job_id, percent=40, rows=300_000)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        browser, page, errors = await open_page(p, chromium)
         await page.goto(f"{api}/ops/login?next=/ops/dashboard")
         await page.fill("#key", KEY)
         await page.click("button[type=submit]")

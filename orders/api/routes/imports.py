@@ -125,19 +125,13 @@ async def upload_stock_file(
     )
     try:
         await _receive(request, spool, settings.import_max_bytes)
-    except Refused as refused:
-        await to_thread.run_sync(spool.discard)
-        raise _problem(refused) from refused
-    except BaseException:
-        await to_thread.run_sync(spool.discard)
-        raise
-    try:
         job, created = await _job_for(session, settings, key, spool)
-    except KeyReusedForAnotherFile as reused:
+    except BaseException as error:  # nothing is kept of a refused or failed upload
         await to_thread.run_sync(spool.discard)
-        raise KeyReused(key) from reused
-    except BaseException:
-        await to_thread.run_sync(spool.discard)
+        if isinstance(error, Refused):
+            raise _problem(error) from error
+        if isinstance(error, KeyReusedForAnotherFile):
+            raise KeyReused(key) from error
         raise
     if created:
         audit("stock_import.uploaded", target=str(job.id), detail={"bytes": spool.size})
