@@ -101,8 +101,8 @@ class Deadline:
     the request: a database that went silent (a partition) would hold it in the driver for as
     long as it stays silent. The request is cancelled in the background, where the driver gives
     up its connection. Once the response has begun, the request runs to its end, background
-    tasks included. On `streamed` paths (uploads the app reads as they arrive) the deadline
-    counts from the body's last byte."""
+    tasks included. A POST to a `streamed` path (an upload the app reads as it arrives) has its
+    deadline counted from the body's last byte."""
 
     def __init__(
         self, app: ASGIApp, deadline_s: float, retry_after_s: int, streamed: re.Pattern[str]
@@ -126,11 +126,12 @@ class Deadline:
             began.set()
             await send(message)
 
-        if self.streamed.match(scope["path"]):
+        streamed = scope["method"] == "POST" and bool(self.streamed.match(scope["path"]))
+        if streamed:
             received = asyncio.Event()
             receive = on_last_byte(receive, received.set)
         request = asyncio.ensure_future(self.app(scope, receive, send_unless_abandoned))
-        if self.streamed.match(scope["path"]):
+        if streamed:
             arrived = asyncio.ensure_future(received.wait())
             await asyncio.wait({request, arrived}, return_when="FIRST_COMPLETED")
             arrived.cancel()
