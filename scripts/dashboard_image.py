@@ -1,9 +1,11 @@
 """`make docs-images`, the dashboard's picture: the real stack (uvicorn, a relay, a worker) on a
 database of its own, some orders placed through the API over half a minute, one of them failed in
-its capture and one webhook endpoint that refuses every delivery; then the dashboard signed in to
-and photographed in Debian's Chromium (Playwright), into docs/dashboard.png."""
+its capture, one webhook endpoint that refuses every delivery, a stock import finished and one
+running; then the dashboard signed in to and photographed in Debian's Chromium (Playwright), into
+docs/dashboard.png."""
 
 import asyncio
+import gzip
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +14,7 @@ import httpx
 from playwright.async_api import async_playwright, expect
 from sqlmodel import Session
 
+from demo.imports import stock_file
 from fulfillment.config import WorkerSettings
 from fulfillment.runner import Context
 from orders import lifecycle
@@ -53,6 +56,26 @@ def fail_in_capture(order_id: str) -> None:
         lifecycle.fail(session, order, Step.CAPTURE_PAYMENT, reason, "")
         session.commit()
     engine.dispose()
+
+
+def upload(api: str, path: Path) -> str:
+    headers = {
+        "X-API-Key": KEY,
+        "Content-Type": "text/csv",
+        "Content-Encoding": "gzip",
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
+    body = gzip.compress(path.read_bytes(), compresslevel=1)
+    response = httpx.post(f"{api}/ops/imports", content=body, headers=headers, timeout=60)
+    response.raise_for_status()
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def job_status(api: str, job_id: str) -> str:
+    job = httpx.get(f"{api}/ops/imports/{job_id}", headers={"X-API-Key": KEY}).json()
+    status: str = job["status"]
+    return status
 
 
 async def photograph(api: str, path: Path) -> None:
@@ -100,6 +123,15 @@ def main() -> None:
         for _ in range(30):  # an order a second for half a minute
             place(api)
             time.sleep(1)
+        # Two stock imports: one finished with the demo's three bad rows, one running.
+        files = ROOT / ".artifacts" / "docs-stock"
+        for name in ("small", "large"):
+            (files / name).mkdir(parents=True, exist_ok=True)
+        finished = upload(api, stock_file(20_000, files / "small"))
+        deadline = time.monotonic() + 60
+        while job_status(api, finished) != "done" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        upload(api, stock_file(2_000_000, files / "large"))
         time.sleep(5)
         path = DOCS / "dashboard.png"
         asyncio.run(photograph(api, path))
