@@ -5,8 +5,9 @@ message waits for the broker's publisher confirm. A crash between publishing and
 row is published again later, never lost; the steps make that second message harmless. The relay
 wakes on PostgreSQL NOTIFY (a trigger on outbox) and polls as a fallback.
 
-Periodically it also sends webhook retries that have come due, enqueues again the step of any
-order that stopped moving (`STALL_AFTER_S`), and purges old webhook attempts.
+Periodically it also sends webhook retries that have come due, enqueues again what any order
+(its step, its void, refund or credit note) or stock import that stopped moving waits for
+(`STALL_AFTER_S`), and purges old webhook attempts.
 """
 
 import contextlib
@@ -31,9 +32,10 @@ from fulfillment.celery_app import app
 from fulfillment.config import WorkerSettings, settings
 from fulfillment.deliveries import purge_attempts
 from fulfillment.publishing import publish, publish_deliveries
-from orders import context, lifecycle, stock_import
+from orders import context, lifecycle, refunds, stock_import
 from orders.context import configure_logging
 from orders.db import connect_args, make_engine, make_sessionmaker
+from orders.messages import enqueue
 from orders.models import Outbox, WebhookDelivery, table, utcnow
 
 log = logging.getLogger("fulfillment.relay")
@@ -98,12 +100,20 @@ def relay_batch(
 
 
 def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta, shipping: bool) -> int:
-    """Orders that stopped moving get what they wait for enqueued again."""
+    """Orders that stopped moving (on their way, or in a cancellation), and stock imports, get
+    what they wait for enqueued again."""
     with sessions() as session:
         orders = lifecycle.stalled(session, idle_for, limit=100, shipping=shipping)
         for order in orders:
             task = lifecycle.requeue(session, order)
             log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, task)
+        for message in refunds.stalled(session, idle_for):
+            enqueue(session, message)
+            log.warning(
+                "order %s stalled in its cancellation; %s enqueued again",
+                message.about(),
+                message.task.name,
+            )
         for job_id in stock_import.requeue_stalled(session, idle_for):
             log.warning("stock import %s stalled; enqueued again", job_id)
         session.commit()

@@ -15,19 +15,25 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import exists, or_
 from sqlmodel import Session, col, func, select
 
 from orders import lifecycle
-from orders.messages import RefundPayment, VoidPayment, enqueue
+from orders.messages import Message, RefundPayment, RenderCreditNote, VoidPayment, enqueue
 from orders.models import (
     Cancellation,
     CancellationKind,
+    CancellationStatus,
+    CreditNote,
     Order,
     OrderLine,
     OrderStatus,
+    Outbox,
     Payment,
     PaymentStatus,
+    utcnow,
 )
 from orders.pricing import tax_on
 from orders.stock import release_stock
@@ -224,3 +230,38 @@ def refunded_amount(session: Session, order_id: uuid.UUID) -> int:
 
 def credit_note_text(number: int) -> str:
     return f"CN-{number:06d}"
+
+
+def stalled(session: Session, idle_for: timedelta, limit: int = 100) -> list[Message]:
+    """What cancellations wait for, when nothing moves them: still requested, or refunded with no
+    credit note rendered, for `idle_for`, and no message for their order waiting to be published
+    or published within that time (the void's, the refund's or the render's message was lost, or
+    its task gave up). Their messages, to enqueue again: each task finds work done and does none."""
+    cutoff = utcnow() - idle_for
+    quiet = ~exists().where(
+        col(Outbox.order_id) == col(Cancellation.order_id),
+        or_(col(Outbox.published_at).is_(None), col(Outbox.published_at) > cutoff),
+    )
+    requested = session.exec(
+        select(Cancellation)
+        .where(
+            Cancellation.status == CancellationStatus.REQUESTED,
+            col(Cancellation.created_at) < cutoff,
+            quiet,
+        )
+        .limit(limit)
+    ).all()
+    messages: list[Message] = [
+        VoidPayment(order_id=c.order_id)
+        if c.kind == CancellationKind.VOID
+        else RefundPayment(order_id=c.order_id, cancellation_id=c.id)
+        for c in requested
+    ]
+    unrendered = session.exec(
+        select(Cancellation)
+        .join(CreditNote, col(CreditNote.cancellation_id) == col(Cancellation.id))
+        .where(col(CreditNote.pdf).is_(None), col(CreditNote.issued_at) < cutoff, quiet)
+        .limit(limit)
+    ).all()
+    messages += [RenderCreditNote(order_id=c.order_id, cancellation_id=c.id) for c in unrendered]
+    return messages

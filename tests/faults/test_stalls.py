@@ -96,3 +96,28 @@ async def test_an_order_whose_message_was_lost_is_found_stalled_and_completes(
     assert "stalled in pending; fulfillment.reserve_inventory enqueued again" in relay.log()
     summary = (await http_gateway_client.get("/ops/summary", headers=OPS)).json()
     assert summary["stalled"] == len(stalled)
+
+
+async def test_a_cancellation_whose_void_was_lost_is_found_stalled_and_done(
+    http_gateway_client, db, fake_gateway, processes
+):
+    order = await place(http_gateway_client)
+    cancel = await http_gateway_client.post(
+        f"/ops/orders/{order['id']}/cancel", headers=OPS | {"Idempotency-Key": "lost-void"}
+    )
+    assert cancel.status_code == 202
+    assert cancel.json()["kind"] == "void"
+    # As if the relay had published the void and the broker had lost it.
+    db.execute("UPDATE outbox SET published_at = now()")
+    processes.env |= {"STALL_AFTER_S": "3", "STALL_CHECK_INTERVAL_S": "0.5"}
+    processes.worker()
+    relay = processes.relay()
+    processes.ready()
+
+    await eventually(
+        lambda: count(db, "cancellation WHERE status = 'done'") == 1, 30, "the void, again"
+    )
+    assert fake_gateway.stats()["voids"] == 1
+    assert count(db, "payment WHERE status = 'voided'") == 1
+    assert "stalled in its cancellation; fulfillment.void_payment enqueued again" in relay.log()
+    assert event_types(db, order["id"]).count("payment.voided") == 1
