@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import LargeBinary, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from orders.models.base import BigId, JSONType, UtcDateTime, status_column, timestamp
@@ -29,6 +29,8 @@ class Cancellation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("order_id", "idempotency_key"),
         UniqueConstraint("order_id", "seq"),
+        # The relay's stall check reads the few still requested, every STALL_CHECK_INTERVAL_S.
+        Index(None, "status", "created_at"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -53,6 +55,10 @@ class CreditNote(SQLModel, table=True):
     """Numbered when the refund is recorded (in that transaction), rendered after."""
 
     __tablename__ = "credit_note"
+    # ...and the few credit notes not rendered yet.
+    __table_args__ = (
+        Index("ix_credit_note_unrendered", "issued_at", postgresql_where="pdf IS NULL"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     cancellation_id: uuid.UUID = Field(
