@@ -20,6 +20,7 @@ from bench.procs import cpu_spent, snapshot, tree
 from bench.table import fmt
 from orders.db import libpq_url
 from stack.processes import ROOT, Stack
+from stack.samples import STOCK_HEADER, stock_rows
 
 CHUNK = 1024 * 1024
 
@@ -28,13 +29,9 @@ def stock_file(path: Path, megabytes: int) -> int:
     """About `megabytes` of stock rows; returns how many rows."""
     rows, size, target = 0, 0, megabytes * 1_000_000
     with path.open("w") as out:
-        out.write("sku,name,unit_price,currency,stock_on_hand\n")
+        out.write(STOCK_HEADER)
         while size < target:
-            block = "".join(
-                f"BULK-{n:09d},Bulk product {n} from the warehouse feed,{100 + n % 9_900},EUR,"
-                f"{n % 1_000}\n"
-                for n in range(rows, rows + 10_000)
-            )
+            block = stock_rows("BULK", rows + 1, rows + 10_001)
             out.write(block)
             rows, size = rows + 10_000, size + len(block)
     return rows

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-HEADER = "sku,name,unit_price,currency,stock_on_hand\n"
+from stack.samples import STOCK_HEADER, stock_rows
+
 # Three rows the import must skip, and say why: a price in major units, a field short, and stock
 # below what the demo's orders hold of the mug (they reserved some; the file says none is left).
 BAD_ROWS = (
@@ -26,11 +27,10 @@ def stock_file(rows: int, folder: Path) -> Path:
     path = folder / "stock.csv"
     every = rows // (len(BAD_ROWS) + 1)
     with path.open("w") as out:
-        out.write(HEADER)
-        for n in range(1, rows + 1):
-            out.write(f"WH-{n:07d},Warehouse product {n},{100 + n % 9_900},EUR,{n % 500}\n")
-            if n % every == 0 and n // every <= len(BAD_ROWS):
-                out.write(BAD_ROWS[n // every - 1])
+        out.write(STOCK_HEADER)
+        for i, bad in enumerate(BAD_ROWS):
+            out.write(stock_rows("WH", 1 + i * every, 1 + (i + 1) * every) + bad)
+        out.write(stock_rows("WH", 1 + len(BAD_ROWS) * every, rows + 1))
     return path
 
 

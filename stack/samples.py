@@ -7,6 +7,7 @@ from typing import Any
 
 from fulfillment.pdf import BillingDocument, ShopDetails
 from orders.models import OrderStatus
+from orders.stock_import import COLUMNS
 from orders.view import Address, Customer, Line, OrderView
 
 SHOP = ShopDetails(
@@ -79,3 +80,14 @@ def make_invoice(**overrides: Any) -> BillingDocument:
         "shop": SHOP,
     }
     return BillingDocument(**(values | overrides))
+
+
+STOCK_HEADER = ",".join(COLUMNS) + "\n"
+
+
+def stock_rows(prefix: str, start: int, stop: int) -> str:
+    """Lines `start` to `stop` - 1 of a generated stock file: SKUs `{prefix}-000000001` on."""
+    return "".join(
+        f"{prefix}-{n:09d},Product {n} from the warehouse feed,{100 + n % 9_900},EUR,{n % 500}\n"
+        for n in range(start, stop)
+    )

@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from orders.api.gates import too_large
+from orders.api.problems import Problem
 from orders.stock_import import header_problem
 
 HEADER_MAX = 64 * 1024  # a header line longer than this is not a header
@@ -18,19 +20,12 @@ SYNC_EVERY = 64 * 1024 * 1024  # written back as it goes: the last fsync before 
 INFLATE_CHUNK = 1024 * 1024  # a gzip bomb inflates a bounded piece at a time
 
 
-class Refused(Exception):
-    def __init__(self, status: int, type_: str, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.type, self.title, self.detail = status, type_, title, detail
+def bad_header(detail: str) -> Problem:
+    return Problem(422, "invalid-stock-file", "Not a stock file this import reads", detail)
 
 
-def too_large(limit: int) -> Refused:
-    detail = f"The file must be at most {limit} bytes (IMPORT_MAX_BYTES), inflated."
-    return Refused(413, "body-too-large", "Stock file too large", detail)
-
-
-def bad_header(detail: str) -> Refused:
-    return Refused(422, "invalid-stock-file", "Not a stock file this import reads", detail)
+def bad_gzip(detail: str) -> Problem:
+    return Problem(400, "malformed-gzip", "Malformed gzip", detail)
 
 
 class Spool:
@@ -61,7 +56,7 @@ class Spool:
     def finish(self) -> None:
         """The last byte is in: the whole file on disk (fsync), under its final name."""
         if self.inflater is not None and not self.inflater.eof:
-            raise Refused(400, "malformed-gzip", "Malformed gzip", "The gzip stream ends early.")
+            raise bad_gzip("The gzip stream ends early.")
         if self.head is not None:
             if not self.head.strip():
                 raise bad_header("The file is empty: its first line must be the header.")
@@ -88,8 +83,7 @@ class Spool:
             try:
                 yield self.inflater.decompress(data, INFLATE_CHUNK)
             except zlib.error as error:
-                detail = f"The body is not valid gzip ({error})."
-                raise Refused(400, "malformed-gzip", "Malformed gzip", detail) from error
+                raise bad_gzip(f"The body is not valid gzip ({error}).") from error
             if self.inflater.eof and self.inflater.unused_data:  # another gzip member follows
                 data, self.inflater = self.inflater.unused_data, zlib.decompressobj(wbits=31)
             else:

@@ -186,7 +186,8 @@ async def push(request: Request, order: str | None) -> AsyncIterator[str]:
     with hub.watch(ANY) as woken, contextlib.ExitStack() as stack:
         watched = stack.enter_context(hub.watch(order)) if order else None
         while True:
-            data = json.dumps(await dashboard_figures(request), default=str)
+            shown = await dashboard_figures(request)
+            data = json.dumps(shown, default=str)
             if data != last:
                 yield f"event: figures\ndata: {data}\n\n"
                 last = data
@@ -196,7 +197,7 @@ async def push(request: Request, order: str | None) -> AsyncIterator[str]:
                 watched.clear()
                 yield "event: order\ndata: {}\n\n"
             await asyncio.sleep(PUSH_EVERY_S)
-            if not any(job["cancellable"] for job in json.loads(data)["imports"]):
+            if not any(job["cancellable"] for job in shown["imports"]):
                 await hub.wait(woken, REFRESH_S - PUSH_EVERY_S)  # else: an import's bar moves
 
 

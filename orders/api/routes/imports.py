@@ -2,8 +2,10 @@
 answered with 202 once it is on disk and its job committed; the import itself runs on the
 workers (fulfillment.stock_import). Status, the rows skipped as CSV, cancel."""
 
+import csv
+import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -20,8 +22,9 @@ from orders import stock_import
 from orders.api.auth import require_ops_key
 from orders.api.config import ApiSettings
 from orders.api.dependencies import AuditDep, IdempotencyKeyDep, SessionDep, SettingsDep
+from orders.api.gates import too_large
 from orders.api.problems import Problem, not_found
-from orders.api.spool import Refused, Spool, too_large
+from orders.api.spool import Spool
 from orders.db import run
 from orders.idempotency import KeyReused
 from orders.models import IMPORT_ENDED, ImportJob, ImportRowError, ImportStatus, utcnow
@@ -119,7 +122,7 @@ async def upload_stock_file(
     gzipped = _encoding(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.import_max_bytes:
-        raise _problem(too_large(settings.import_max_bytes))
+        raise too_large(settings.import_max_bytes)
     spool = await to_thread.run_sync(
         Spool, Path(settings.import_spool_dir), settings.import_max_bytes, gzipped
     )
@@ -128,8 +131,6 @@ async def upload_stock_file(
         job, created = await _job_for(session, settings, key, spool)
     except BaseException as error:  # nothing is kept of a refused or failed upload
         await to_thread.run_sync(spool.discard)
-        if isinstance(error, Refused):
-            raise _problem(error) from error
         if isinstance(error, KeyReusedForAnotherFile):
             raise KeyReused(key) from error
         raise
@@ -189,10 +190,6 @@ async def _job_for(
     raise RuntimeError("the Idempotency-Key's job could not be read back")
 
 
-def _problem(refused: Refused) -> Problem:
-    return Problem(refused.status, refused.type, refused.title, refused.detail)
-
-
 @router.get("/imports", response_model=list[ImportJobPublic])
 async def list_imports(
     session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
@@ -226,7 +223,7 @@ async def import_errors(
     sessions = request.app.state.sessions
 
     async def rows() -> AsyncIterator[str]:
-        yield "line,sku,reason\n"
+        yield csv_text([("line", "sku", "reason")])
         after = 0
         while True:
             async with sessions() as page_session:
@@ -240,9 +237,7 @@ async def import_errors(
                 ).all()
             if not page:
                 return
-            yield "".join(
-                f"{e.line},{_csv_field(e.sku or '')},{_csv_field(e.reason)}\n" for e in page
-            )
+            yield csv_text((e.line, e.sku or "", e.reason) for e in page)
             after = page[-1].id or after
 
     filename = f"import-{job_id}-errors.csv"
@@ -250,10 +245,10 @@ async def import_errors(
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _csv_field(value: str) -> str:
-    if any(char in value for char in ',"\n\r'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
+def csv_text(rows: Iterable[tuple[object, ...]]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue()
 
 
 @router.post(
