@@ -1,5 +1,5 @@
 """Where the workers' CPU goes: py-spy samples the relay and every worker child while a burst of
-orders runs through the split layout (a render process, two step processes), then prints the heaviest
+orders runs through the split layout (a render process per CPU, two step processes), then prints the heaviest
 functions of each, by the share of samples they are on the stack of (inclusive) and at the top
 of (self).
 

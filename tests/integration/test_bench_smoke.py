@@ -54,7 +54,7 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         assert flow["orders"] == 5
         assert flow["completed_per_s"] > 0
         assert flow["render_limit_per_s"] > 0
-    assert layouts["split"]["render_processes"] == 1
+    assert layouts["split"]["render_processes"] == os.cpu_count()
     bursts = {burst["mode"]: burst for burst in results["burst"]}
     assert set(bursts) == {"fifo", "priorities"}
     for burst in bursts.values():
