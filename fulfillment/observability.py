@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from fulfillment.config import settings
 from orders import context
 from orders.context import configure_logging
-from orders.messages import DELIVER_WEBHOOK, IMPORT_STOCK
+from orders.messages import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(settings.log_format)
 
 
-NOT_CALLED_WITH_AN_ORDER = (DELIVER_WEBHOOK.name, IMPORT_STOCK.name)
+TAKES_ORDER_ID = frozenset(task.name for task in TASKS if task.takes_order_id)
 
 
 @signals.task_prerun.connect
@@ -55,7 +55,7 @@ def _before(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
     headers = getattr(task.request, "headers", None) or {}
     context.request_id.set(getattr(task.request, "request_id", None) or headers.get("request_id"))
     order = getattr(task.request, "order_id", None) or headers.get("order_id")
-    by_order_id = args and task.name not in NOT_CALLED_WITH_AN_ORDER
+    by_order_id = args and task.name in TAKES_ORDER_ID
     context.order_id.set(order or (args[0] if by_order_id else None))
 
 

@@ -36,6 +36,8 @@ class Task:
     name: str
     queue: Queue
     priority: int = 0
+    # Its first argument is an order's id (the workers' logs fall back on it for the order id).
+    takes_order_id: bool = True
 
 
 RESERVE_INVENTORY = Task("fulfillment.reserve_inventory", Queue.STEPS, priority=0)
@@ -44,12 +46,14 @@ RENDER_INVOICE = Task("fulfillment.render_invoice", Queue.INVOICES)
 NOTIFY = Task("fulfillment.notify", Queue.STEPS, priority=MAX_PRIORITY)
 VOID_PAYMENT = Task("fulfillment.void_payment", Queue.STEPS, priority=MAX_PRIORITY)
 VOID_AUTHORIZATION = Task("fulfillment.void_authorization", Queue.STEPS, priority=MAX_PRIORITY)
-REFUND_PAYMENT = Task("fulfillment.refund_payment", Queue.STEPS, priority=MAX_PRIORITY)
-RENDER_CREDIT_NOTE = Task("fulfillment.render_credit_note", Queue.INVOICES)
+REFUND_PAYMENT = Task(
+    "fulfillment.refund_payment", Queue.STEPS, priority=MAX_PRIORITY, takes_order_id=False
+)
+RENDER_CREDIT_NOTE = Task("fulfillment.render_credit_note", Queue.INVOICES, takes_order_id=False)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
 SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
-DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS)
-IMPORT_STOCK = Task("fulfillment.import_stock", Queue.IMPORTS)
+DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS, takes_order_id=False)
+IMPORT_STOCK = Task("fulfillment.import_stock", Queue.IMPORTS, takes_order_id=False)
 
 STEP_TASKS = {
     Step.RESERVE_INVENTORY: RESERVE_INVENTORY,
