@@ -15,7 +15,7 @@ def test_the_first_task_freezes_the_live_objects_and_later_tasks_do_not(monkeypa
         signals.task_postrun.send(sender=None)
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # the modules and everything they hold
-        kept = [[] for _ in range(1_000)]  # live objects made after the first task
+        kept: list[list[int]] = [[] for _ in range(1_000)]  # live objects made after the first task
         signals.task_postrun.send(sender=None)
         assert gc.get_freeze_count() == frozen
         assert kept
