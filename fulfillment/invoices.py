@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, SQLModel, select
 
+from fulfillment import notify
 from fulfillment.config import WorkerSettings
 from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
 from fulfillment.runner import Context, count_delivery, finish
@@ -50,7 +51,7 @@ def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
         return {"invoice_number": document.number}
 
     lines = document.order.lines
-    return finish(ctx, order_id, Step.RENDER_INVOICE, store, lines)
+    return finish(ctx, order_id, Step.RENDER_INVOICE, store, lines, then=notify.completion(ctx))
 
 
 def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocument | None]:

@@ -31,6 +31,7 @@ from orders.payments import Settler
 from orders.states import (
     CONTINUES_IN_TASK,
     EVENT_AFTER,
+    IN_THE_SAME_COMMIT,
     STATUS_AFTER,
     STATUS_BEFORE,
     Next,
@@ -109,12 +110,14 @@ def finish(
     step: Step,
     effect: Effect,
     lines: Sequence[Line] | None = None,
+    then: Effect | None = None,
 ) -> Next:
     """The step's commit: its effect (which returns the event's extra data), the order's new
     status, its event and the next step's message (unless the next step continues in this
     task: CONTINUES_IN_TASK), in one transaction. A redelivery that finds
     the step done does nothing: its successor was enqueued when it was done. `lines`: the
-    order's lines, if the step holds them (the event's snapshot needs them)."""
+    order's lines, if the step holds them (the event's snapshot needs them). `then`: the effect
+    of the step after this one, when that step is done in this commit (IN_THE_SAME_COMMIT)."""
     with ctx.sessions() as session:
         order = lifecycle.lock(session, order_id)
         if order is None:
@@ -125,6 +128,11 @@ def finish(
         data = effect(session, order) or {}
         ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data, lines)
         following = next_step(step)
+        if then is not None:
+            assert following in IN_THE_SAME_COMMIT, f"{following} has a commit of its own"
+            step, data = following, then(session, order) or {}
+            ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data, lines)
+            following = next_step(step)
         if following is not None and following not in CONTINUES_IN_TASK:
             enqueue(session, RunStep(order_id=order_id, step=following))
         session.commit()

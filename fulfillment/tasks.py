@@ -30,7 +30,7 @@ from fulfillment.runner import Context, delivery_finished, mark_failed
 from orders import messages
 from orders.db import make_engine, make_sessionmaker
 from orders.payments import GatewayUnavailable, make_settler
-from orders.states import CONTINUES_IN_TASK, Next, Step, next_step
+from orders.states import CONTINUES_IN_TASK, IN_THE_SAME_COMMIT, Next, Step, next_step
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ def run_steps(ctx: Context, first: Step, order_id: str) -> str:
         RUNNING.set(step)
         outcome = STEP_FUNCTIONS[step](ctx, uuid.UUID(order_id))
         following = next_step(step)
+        if outcome is Next.RUN and following in IN_THE_SAME_COMMIT:
+            following = next_step(following)  # it was committed with the step that ran
         step = following if outcome is not Next.STOP and following in CONTINUES_IN_TASK else None
     return outcome.value
 

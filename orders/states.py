@@ -76,6 +76,11 @@ def next_for(status: OrderStatus, step: Step) -> Next:
 # last step it ran, so a worker lost in between gets it redelivered: the step before finds itself
 # done and the chain goes on from the step that did not commit.
 CONTINUES_IN_TASK = frozenset({Step.CAPTURE_PAYMENT, Step.NOTIFY})
+# Of those, the steps with database work only, done in the very transaction that commits the step
+# before them: notify completes the order in the render's commit. One transaction where there
+# were three (notify's delivery count, then its own commit), and its status and event still
+# recorded apart. A redelivered task whose first step finds itself done runs them on their own.
+IN_THE_SAME_COMMIT = frozenset({Step.NOTIFY})
 
 
 def next_step(step: Step) -> Step | None:
