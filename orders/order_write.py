@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
 from orders import context, events, idempotency
+from orders.events import DELIVERY_COLUMNS
 from orders.idempotency import Claimed, StoredResponse
 from orders.messages import DeliverWebhooks, RunStep, enqueue, outbox_row
 from orders.models import (
@@ -78,12 +79,6 @@ ORDER_VALUES = [
 PAYMENT_VALUES = [
     c for c in PAYMENT_COLUMNS if c not in ("order_id", "status") and not c.endswith("_at")
 ]
-DELIVERY_COLUMNS = [
-    *("id", "event_id", "endpoint_id", "event_type"),
-    *("status", "attempts", "next_attempt_at", "created_at"),
-]
-
-
 Answer = Callable[[OrderView], StoredResponse]
 
 
