@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, literal, literal_column
+from sqlalchemy import and_, bindparam, exists, func, insert, literal_column
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
@@ -33,11 +33,11 @@ DELIVERY_COLUMNS = [
 def record(session: Session, order_id: uuid.UUID, type_: str, data: dict[str, Any]) -> int:
     """Append the event to the order's timeline, in the caller's transaction; returns its id."""
     now = utcnow()
+    params = _params(order_id, type_, data, now)
     if session.get_bind().dialect.name == "postgresql":
-        params = _at_once_params(order_id, type_, data, now)
         recorded: int = session.exec(_at_once(), params=params).scalar_one()
         return recorded
-    event_id: int = session.exec(_event_insert(order_id, type_, data, now)).scalar_one()
+    event_id: int = session.exec(_event_insert(), params=params).scalar_one()
     _fan_out(session, event_id, order_id, type_, now)
     return event_id
 
@@ -84,34 +84,32 @@ def new_delivery(
     }
 
 
-def _event_insert(order_id: uuid.UUID, type_: str, data: dict[str, Any], now: datetime) -> Any:
-    """seq = last + 1. Run it holding the order's row lock; the unique (order_id, seq) catches
-    anyone who does not."""
+@cache
+def _event_insert() -> Any:
+    """The event, seq = last + 1; built once, its values parameters (`_params`). Run it holding
+    the order's row lock; the unique (order_id, seq) catches anyone who does not."""
     events = table(OrderEvent)
+    order_id = bindparam("ev_order_id", type_=events.c.order_id.type)
     next_seq = (
         sql_select(func.coalesce(func.max(events.c.seq), 0) + 1)
         .where(events.c.order_id == order_id)
         .scalar_subquery()
     )
+    values = sql_select(
+        order_id,
+        next_seq,
+        bindparam("ev_type", type_=events.c.type.type),
+        bindparam("ev_data", type_=events.c.data.type),
+        bindparam("ev_now", type_=events.c.occurred_at.type),
+    )
     return (
         insert(events)
-        .from_select(
-            ["order_id", "seq", "type", "data", "occurred_at"],
-            sql_select(
-                literal(order_id, events.c.order_id.type),
-                next_seq,
-                literal(type_),
-                literal(data, events.c.data.type),
-                literal(now, events.c.occurred_at.type),
-            ),
-        )
+        .from_select(["order_id", "seq", "type", "data", "occurred_at"], values)
         .returning(events.c.id)
     )
 
 
-def _at_once_params(
-    order_id: uuid.UUID, type_: str, data: dict[str, Any], now: datetime
-) -> dict[str, Any]:
+def _params(order_id: uuid.UUID, type_: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
     message = outbox_row(DeliverWebhooks(event_id=0, order_id=order_id), now)
     return {
         "ev_order_id": order_id,
@@ -133,21 +131,7 @@ def _at_once() -> Any:
     order_id = bindparam("ev_order_id", type_=events.c.order_id.type)
     type_ = bindparam("ev_type", type_=events.c.type.type)
     now = bindparam("ev_now", type_=events.c.occurred_at.type)
-    next_seq = (
-        sql_select(func.coalesce(func.max(events.c.seq), 0) + 1)
-        .where(events.c.order_id == order_id)
-        .scalar_subquery()
-    )
-    data = bindparam("ev_data", type_=events.c.data.type)
-    event = (
-        insert(events)
-        .from_select(
-            ["order_id", "seq", "type", "data", "occurred_at"],
-            sql_select(order_id, next_seq, type_, data, now),
-        )
-        .returning(events.c.id)
-        .cte("event")
-    )
+    event = _event_insert().cte("event")
     subscribed = and_(
         endpoints.c.enabled.is_(True),
         endpoints.c.event_types.op("@>")(bindparam("ev_types", type_=JSONB)),
