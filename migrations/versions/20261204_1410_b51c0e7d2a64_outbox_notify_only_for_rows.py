@@ -36,22 +36,19 @@ END $$
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP TRIGGER outbox_notify ON outbox")
-    op.execute(FUNCTION)
-    op.execute(
-        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted"
-        " FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
-    )
+    replace_trigger(FUNCTION, "REFERENCING NEW TABLE AS inserted ")
 
 
 def downgrade() -> None:
+    replace_trigger(PREVIOUS_FUNCTION, "")
+
+
+def replace_trigger(function: str, referencing: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TRIGGER outbox_notify ON outbox")
-    op.execute(PREVIOUS_FUNCTION)
+    op.execute(function)
     op.execute(
-        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox"
-        " FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+        f"CREATE TRIGGER outbox_notify AFTER INSERT ON outbox {referencing}"
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
     )
