@@ -81,13 +81,19 @@ def refund_capture_of_cancelled(ctx: Context, order_id: uuid.UUID) -> None:
 
 
 def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
-    """Release the hold on a cancelled order's card; `payment.voided` tells the merchant."""
+    """Release the hold on a cancelled order's card; `payment.voided` tells the merchant. Two
+    deliveries of the void may both reach the gateway (its idempotency key makes them one void):
+    the first to move the payment from authorized, under the order's lock, records it."""
     payment = _payment(ctx, order_id)
     if payment.status != PaymentStatus.AUTHORIZED:
         return
     ctx.gateway.void(payment.authorization_id, idempotency_key=f"order-{order_id}-void")
     with ctx.sessions() as session:
-        _set_status(session, order_id, PaymentStatus.VOIDED)
+        order = lifecycle.lock(session, order_id)
+        if not _set_status(
+            session, order_id, PaymentStatus.VOIDED, only_from=PaymentStatus.AUTHORIZED
+        ):
+            return  # another delivery of this void recorded it
         cancellations = table(Cancellation)
         session.exec(  # an operator's cancellation, if that is what this void answers
             update(cancellations)
@@ -97,7 +103,6 @@ def void_payment(ctx: Context, order_id: uuid.UUID) -> None:
             )
             .values(status=CancellationStatus.DONE, done_at=utcnow())
         )
-        order = lifecycle.lock(session, order_id)
         if order is not None:
             base_url = ctx.settings.public_base_url
             lifecycle.record_event(session, order, "payment.voided", {}, base_url)
@@ -115,10 +120,16 @@ def _payment(ctx: Context, order_id: uuid.UUID) -> Payment:
         return session.exec(select(Payment).where(Payment.order_id == order_id)).one()
 
 
-def _set_status(session: Session, order_id: uuid.UUID, status: PaymentStatus) -> None:
+def _set_status(
+    session: Session,
+    order_id: uuid.UUID,
+    status: PaymentStatus,
+    only_from: PaymentStatus | None = None,
+) -> bool:
+    """Set the payment's status (only if it is `only_from`, when given); whether it was set."""
     payments = table(Payment)
-    session.exec(
-        update(payments)
-        .where(payments.c.order_id == order_id)
-        .values(status=status, updated_at=utcnow())
-    )
+    change = update(payments).where(payments.c.order_id == order_id)
+    if only_from is not None:
+        change = change.where(payments.c.status == only_from)
+    result = session.exec(change.values(status=status, updated_at=utcnow()))
+    return bool(result.rowcount)

@@ -2,7 +2,9 @@
 each one commits, and that a redelivered step does not repeat its effect."""
 
 import dataclasses
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -181,6 +183,32 @@ async def test_out_of_stock_cancels_and_the_void_is_asked_once(client, db, ctx):
     assert db.execute("SELECT status FROM payment").fetchone() == ("voided",)
     assert event_types(db, str(order_id))[-2:] == ["order.cancelled", "payment.voided"]
     assert stock(db, "POSTER-LTD") == (10, 0)
+
+
+class MeetsAtTheVoid(SandboxGateway):
+    """Holds each void until two have come: both deliveries got past the payment's status."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both_here = threading.Barrier(2, timeout=10)
+
+    def void(self, authorization_id: str, idempotency_key: str) -> None:
+        super().void(authorization_id, idempotency_key)
+        self.both_here.wait()
+
+
+async def test_two_deliveries_of_a_void_at_once_record_it_once(client, db, ctx):
+    order_id = await placed(client, lines=[{"sku": "POSTER-LTD", "quantity": 11}])
+    inventory.reserve_inventory(ctx, order_id)
+    ctx = dataclasses.replace(ctx, gateway=MeetsAtTheVoid())
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(payments.void_payment, ctx, order_id) for _ in range(2)]:
+            done.result(timeout=20)
+
+    assert asked(ctx) == ["void", "void"]  # the gateway's idempotency key makes them one
+    assert db.execute("SELECT status FROM payment").fetchone() == ("voided",)
+    assert event_types(db, str(order_id))[-2:] == ["order.cancelled", "payment.voided"]
 
 
 async def test_a_declined_capture_cancels_and_gives_the_stock_back(client, db, ctx):
