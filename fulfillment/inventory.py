@@ -3,14 +3,16 @@ UPDATE, so no concurrency can oversell. Out of stock cancels the order and voids
 authorization (through the outbox: the void may need retries)."""
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlmodel import Session
 
-from fulfillment.runner import Context, begin, cancel, finish
+from fulfillment.runner import Context, cancel, count_delivery, finish
 from orders.messages import SyncWarehouse, VoidPayment, enqueue
-from orders.models import Order, OrderLine, OrderStatus, Product, StockReservation, table, utcnow
+from orders.models import Order, OrderStatus, Product, StockReservation, table, utcnow
 from orders.states import Next, Step
+from orders.view import Line, load_lines
 
 
 class OutOfStock(Exception):
@@ -20,18 +22,21 @@ class OutOfStock(Exception):
 
 
 def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
-    decision = begin(ctx, order_id, Step.RESERVE_INVENTORY)
+    with ctx.sessions() as session:  # `begin`, and the lines to reserve read with it
+        decision = count_delivery(ctx, session, order_id, Step.RESERVE_INVENTORY)
+        lines = load_lines(session, order_id) if decision is Next.RUN else ()
+        session.commit()
     if decision is not Next.RUN:
         return decision
 
     def reserve(session: Session, order: Order) -> None:
-        if (short := reserve_stock(session, order_id)) is not None:
+        if (short := reserve_stock(session, order_id, lines)) is not None:
             raise OutOfStock(short)  # the transaction rolls back: all lines or none
         if ctx.settings.warehouse_url:  # its own task: a slow warehouse never holds the chain
             enqueue(session, SyncWarehouse(order_id=order_id))
 
     try:
-        return finish(ctx, order_id, Step.RESERVE_INVENTORY, reserve)
+        return finish(ctx, order_id, Step.RESERVE_INVENTORY, reserve, lines)
     except OutOfStock as short:
         reason = {"reason": "out_of_stock", "sku": short.sku}
         return cancel(
@@ -43,25 +48,22 @@ def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
         )
 
 
-def reserve_stock(session: Session, order_id: uuid.UUID) -> str | None:
+def reserve_stock(session: Session, order_id: uuid.UUID, lines: Sequence[Line]) -> str | None:
     """Reserve every line of the order, in the caller's transaction. Returns the first SKU that is
     short (the caller rolls back: all lines or none), or None when all are reserved."""
     products, reservations = table(Product), table(StockReservation)
-    lines = session.exec(
-        select(OrderLine.sku, OrderLine.quantity)  # type: ignore[call-overload]
-        .where(OrderLine.order_id == order_id)
-        .order_by(OrderLine.sku)  # one lock order for every transaction: no deadlocks
-    ).all()
-    for sku, quantity in lines:
+    # One lock order for every transaction, by SKU: no deadlocks.
+    for line in sorted(lines, key=lambda line: line.sku):
         reserved = session.exec(
             update(products)
             .where(
-                products.c.sku == sku,
-                products.c.stock_on_hand - products.c.stock_reserved >= quantity,
+                products.c.sku == line.sku,
+                products.c.stock_on_hand - products.c.stock_reserved >= line.quantity,
             )
-            .values(stock_reserved=products.c.stock_reserved + quantity, updated_at=utcnow())
+            .values(stock_reserved=products.c.stock_reserved + line.quantity, updated_at=utcnow())
         )
         if reserved.rowcount != 1:
-            return str(sku)
-        session.exec(insert(reservations).values(order_id=order_id, sku=sku, quantity=quantity))
+            return line.sku
+    rows = [{"order_id": order_id, "sku": x.sku, "quantity": x.quantity} for x in lines]
+    session.exec(insert(reservations).values(rows))
     return None

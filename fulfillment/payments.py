@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from fulfillment.runner import Context, begin, cancel, finish
+from fulfillment.runner import Context, cancel, count_delivery, finish
 from orders import lifecycle
 from orders.messages import RefundPayment, enqueue
 from orders.models import (
@@ -31,10 +31,15 @@ log = logging.getLogger(__name__)
 
 
 def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
-    decision = begin(ctx, order_id, Step.CAPTURE_PAYMENT)
+    with ctx.sessions() as session:  # `begin`, and the authorization to capture read with it
+        decision = count_delivery(ctx, session, order_id, Step.CAPTURE_PAYMENT)
+        if decision is Next.RUN:
+            authorization_id = session.exec(
+                select(Payment.authorization_id).where(Payment.order_id == order_id)
+            ).one()
+        session.commit()
     if decision is not Next.RUN:
         return decision
-    authorization_id = _payment(ctx, order_id).authorization_id
     try:
         ctx.gateway.capture(authorization_id, idempotency_key=f"order-{order_id}-capture")
     except CaptureDeclined as declined:

@@ -106,11 +106,16 @@ def order_view(order: Order, lines: Iterable[OrderLine | Line]) -> OrderView:
     )
 
 
-def load_view(session: Session, order: Order) -> OrderView:
-    lines = session.exec(
-        select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
+def load_lines(session: Session, order_id: uuid.UUID) -> tuple[Line, ...]:
+    """An order's lines, in the order they were written (they never change after checkout)."""
+    rows = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
     ).all()
-    return order_view(order, lines)
+    return tuple(Line(x.sku, x.name, x.quantity, x.unit_price, x.line_total) for x in rows)
+
+
+def load_view(session: Session, order: Order) -> OrderView:
+    return order_view(order, load_lines(session, order.id))
 
 
 def invoice_number_text(number: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from fulfillment import inventory, invoices, notify, payments, warehouse
 from fulfillment.runner import Context, begin, mark_failed
@@ -72,6 +73,38 @@ async def test_the_chain_in_process_takes_an_order_to_completed(client, db, ctx)
     # The checkout enqueued the first step; a step's commit enqueued the next one unless it
     # continues in the same task (capture after reserve, notify after the render).
     assert steps_enqueued(db) == ["reserve_inventory", "render_invoice"]
+
+
+async def test_reserve_and_capture_take_four_transactions_and_sixteen_statements(client, db, ctx):
+    """The steps task of every order, pinned: a change that adds a transaction or a statement to
+    it costs each order CPU in the worker and in PostgreSQL, and fails here first."""
+    order_id = await placed(client)  # two lines
+    engine = ctx.sessions.kw["bind"]
+    statements: list[str] = []
+    commits: list[str] = []
+
+    def statement(conn, cursor, sql: str, *args: Any) -> None:
+        statements.append(sql.split(maxsplit=1)[0])
+
+    def commit(conn) -> None:
+        commits.append(statements[-1])
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        assert run_steps(ctx, Step.RESERVE_INVENTORY, str(order_id)) == "run"
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+    assert statements == [
+        *["UPDATE", "SELECT"],  # reserve's delivery counted; the lines read
+        *["SELECT", "UPDATE", "UPDATE", "INSERT", "UPDATE", "WITH"],  # stock; order.reserved
+        *["UPDATE", "SELECT"],  # capture's delivery counted; the authorization read
+        *["SELECT", "UPDATE", "UPDATE", "SELECT", "WITH", "INSERT"],  # order.paid; render next
+    ]
+    assert len(commits) == 4
+    assert status_of(db, str(order_id)) == "paid"
 
 
 async def test_a_redelivered_step_finds_its_work_done_and_repeats_nothing(client, db, ctx):
