@@ -16,8 +16,10 @@ from orders.states import STATUS_BEFORE, WAITING_FOR, Step
 from orders.view import Line, load_view, order_view
 
 STALLED = "order.stalled"
-# An invoice is stored in the transaction that makes its order `invoiced`: none exists before.
+# An invoice is stored in the transaction that makes its order `invoiced`: none exists before,
+# and an invoiced or completed order has one. Of the other statuses, only its row tells.
 BEFORE_INVOICE = (OrderStatus.PENDING, OrderStatus.RESERVED, OrderStatus.PAID)
+INVOICED = (OrderStatus.INVOICED, OrderStatus.COMPLETED)
 
 
 class NotRetryable(Exception):
@@ -46,8 +48,7 @@ def advance(
     order.status = status
     order.updated_at = utcnow()
     order.version += 1
-    session.add(order)
-    session.flush()
+    session.add(order)  # written at the commit's flush: one UPDATE for two advances in a commit
     record_event(session, order, event, data, public_base_url, lines)
 
 
@@ -60,15 +61,17 @@ def record_event(
     lines: Sequence[Line] | None = None,
 ) -> None:
     """An event about the order, with the order as it now is (and its invoice, once rendered)."""
-    invoice_url = None
-    if order.status not in BEFORE_INVOICE:
-        invoiced = session.exec(
-            select(Invoice.id).where(Invoice.order_id == order.id, col(Invoice.pdf).is_not(None))
-        ).first()
-        invoice_url = f"{public_base_url}/orders/{order.id}/invoice.pdf" if invoiced else None
+    invoiced = order.status in INVOICED
+    if not invoiced and order.status not in BEFORE_INVOICE:
+        rendered = select(Invoice.id).where(
+            Invoice.order_id == order.id, col(Invoice.pdf).is_not(None)
+        )
+        invoiced = session.exec(rendered).first() is not None
+    invoice_url = f"{public_base_url}/orders/{order.id}/invoice.pdf" if invoiced else None
     view = load_view(session, order) if lines is None else order_view(order, lines)
     snapshot = view.snapshot(invoice_url)
-    events.record(session, order.id, event, {"order": snapshot, **data})
+    with session.no_autoflush:  # the order's own UPDATE waits for the commit (see `advance`)
+        events.record(session, order.id, event, {"order": snapshot, **data})
 
 
 def fail(session: Session, order: Order, step: Step, reason: str, public_base_url: str) -> None:

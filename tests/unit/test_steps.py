@@ -75,10 +75,8 @@ async def test_the_chain_in_process_takes_an_order_to_completed(client, db, ctx)
     assert steps_enqueued(db) == ["reserve_inventory", "render_invoice"]
 
 
-async def test_reserve_and_capture_take_four_transactions_and_sixteen_statements(client, db, ctx):
-    """The steps task of every order, pinned: a change that adds a transaction or a statement to
-    it costs each order CPU in the worker and in PostgreSQL, and fails here first."""
-    order_id = await placed(client)  # two lines
+def statements_of(ctx: Context, step: Step, order_id: uuid.UUID) -> tuple[list[str], int]:
+    """The first word of each statement the task for `step` sends, and how many commits."""
     engine = ctx.sessions.kw["bind"]
     statements: list[str] = []
     commits: list[str] = []
@@ -92,19 +90,39 @@ async def test_reserve_and_capture_take_four_transactions_and_sixteen_statements
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
     try:
-        assert run_steps(ctx, Step.RESERVE_INVENTORY, str(order_id)) == "run"
+        assert run_steps(ctx, step, str(order_id)) == "run"
     finally:
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "commit", commit)
+    return statements, len(commits)
 
-    assert statements == [
-        *["UPDATE", "SELECT"],  # reserve's delivery counted; the lines read
-        *["SELECT", "UPDATE", "UPDATE", "INSERT", "UPDATE", "WITH"],  # stock; order.reserved
-        *["UPDATE", "SELECT"],  # capture's delivery counted; the authorization read
-        *["SELECT", "UPDATE", "UPDATE", "SELECT", "WITH", "INSERT"],  # order.paid; render next
-    ]
-    assert len(commits) == 4
-    assert status_of(db, str(order_id)) == "paid"
+
+async def test_each_task_of_an_order_sends_the_statements_pinned_here(client, db, ctx):
+    """The tasks every order runs: a change that adds a transaction or a statement to them costs
+    each order CPU in the workers and in PostgreSQL, and fails here first."""
+    order_id = await placed(client)  # two lines
+
+    assert statements_of(ctx, Step.RESERVE_INVENTORY, order_id) == (
+        [
+            *["UPDATE", "SELECT"],  # reserve's delivery counted; the lines read
+            *["SELECT", "UPDATE", "UPDATE", "INSERT"],  # the order locked; its stock reserved
+            *["WITH", "UPDATE"],  # order.reserved, then the order's row at the commit
+            *["UPDATE", "SELECT"],  # capture's delivery counted; the authorization read
+            *["SELECT", "UPDATE"],  # the order locked; the payment captured
+            *["UPDATE", "SELECT", "WITH", "INSERT"],  # order.paid (with the lines); render next
+        ],
+        4,
+    )
+    assert statements_of(ctx, Step.RENDER_INVOICE, order_id) == (
+        [
+            *["UPDATE", "SELECT", "SELECT"],  # the delivery counted; the order, its invoice
+            *["UPDATE", "INSERT", "SELECT"],  # the invoice numbered; the lines
+            *["SELECT", "UPDATE"],  # (the render) the order locked; the PDF stored
+            *["WITH", "WITH", "UPDATE"],  # order.invoiced, order.completed: one row update
+        ],
+        2,
+    )
+    assert status_of(db, str(order_id)) == "completed"
 
 
 async def test_a_redelivered_step_finds_its_work_done_and_repeats_nothing(client, db, ctx):
