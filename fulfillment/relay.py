@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from kombu.messaging import Producer
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
@@ -41,6 +42,31 @@ from orders.models import Outbox, WebhookDelivery, table, utcnow
 log = logging.getLogger("fulfillment.relay")
 
 BROKER_DOWN = (BrokerError, AMQPError, OSError)  # refused, lost, timed out, heartbeats missed
+DATABASE_DOWN = (DBAPIError, psycopg.Error)  # the same, for PostgreSQL (a restart drops them all)
+
+
+class Outage:
+    """A peer's outage as the relay lives through it: logged once when it begins and once when
+    it ends, with a pause that doubles between tries."""
+
+    def __init__(self, peer: str, max_backoff_s: float) -> None:
+        self.peer, self.max_backoff_s = peer, max_backoff_s
+        self.since: float | None = None
+        self.backoff_s = 0.0
+
+    def wait(self, error: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s unreachable, outbox rows wait: %r", self.peer, error)
+        self.backoff_s = min(self.max_backoff_s, max(0.2, self.backoff_s * 2))
+        time.sleep(self.backoff_s)
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning(
+                "%s back after %.1f s; catching up", self.peer, time.monotonic() - self.since
+            )
+            self.since, self.backoff_s = None, 0.0
 
 
 def sweep_due_deliveries(sessions: sessionmaker[Session], producer: Producer) -> int:
@@ -125,7 +151,7 @@ class Relay:
         self.config = config
         self.sessions = make_sessionmaker(make_engine(config, "orders-relay"))
         self.stopping = False
-        self.outage_since: float | None = None
+        self.listens = make_url(config.database_url).drivername.startswith("postgresql")
         self.listener: psycopg.Connection[Any] | None = None
         self.refused: set[int] = set()
         self.connection: Connection | None = None
@@ -134,13 +160,20 @@ class Relay:
         self.next_stall_check = time.monotonic() + config.stall_check_interval_s
 
     def _listen(self) -> None:
-        url = make_url(self.config.database_url)
-        if not url.drivername.startswith("postgresql"):
-            return  # other databases: polling only
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        """LISTEN on a connection of its own (PostgreSQL only: other databases are polled)."""
+        if not self.listens or self.listener is not None:
+            return
+        url = make_url(self.config.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
         options = connect_args(self.config, "orders-relay-listen")
         self.listener = psycopg.connect(dsn, autocommit=True, **options)
         self.listener.execute("LISTEN outbox")
+
+    def _drop_listener(self) -> None:
+        if self.listener is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.listener.close()
+        self.listener = None
 
     def _wait_for_work(self, timeout_s: float) -> None:
         if self.listener is None:
@@ -170,29 +203,28 @@ class Relay:
         self.connection = self.producer = None
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
-        self._listen()
-        backoff = 0.0
+        """Until stopped: publish, do what is due, wait for a NOTIFY or the poll interval. The
+        broker or the database gone (a restart, a network cut) is waited out, not a crash: the
+        rows wait in the outbox, and the pools reconnect when it is back."""
         log.info("relay started; broker %s", app.conf.broker_url.split("@")[-1])
+        broker = Outage("broker", self.config.relay_max_backoff_s)
+        database = Outage("database", self.config.relay_max_backoff_s)
         while not (self.stopping or until()):
             try:
+                self._listen()
                 producer, size = self._producer(), self.config.relay_batch_size
                 while relay_batch(self.sessions, size, self.refused, producer) == size:
                     pass
                 self._periodic(producer)
-            except BROKER_DOWN as exc:
+                broker.over()
+                database.over()
+                self._wait_for_work(self.config.relay_poll_interval_s)
+            except BROKER_DOWN as error:
                 self._drop_connection()
-                if self.outage_since is None:
-                    self.outage_since = time.monotonic()
-                    log.warning("broker unreachable, outbox rows wait: %r", exc)
-                backoff = min(self.config.relay_max_backoff_s, max(0.2, backoff * 2))
-                time.sleep(backoff)
-                continue
-            if self.outage_since is not None:
-                log.warning(
-                    "broker back after %.1f s; catching up", time.monotonic() - self.outage_since
-                )
-                self.outage_since, backoff = None, 0.0
-            self._wait_for_work(self.config.relay_poll_interval_s)
+                broker.wait(error)
+            except DATABASE_DOWN as error:
+                self._drop_listener()
+                database.wait(error)
 
     def _periodic(self, producer: Producer) -> None:
         now = time.monotonic()

@@ -1,6 +1,8 @@
-"""Partitions: a peer that stops answering without closing anything (a TCP proxy freezes the
-connections open at that moment; new ones get through). The broker under the relay and the
-worker, and the database under the API: each side notices, moves on, and every order completes."""
+"""Partitions and outages: a peer that stops answering without closing anything (a TCP proxy
+freezes the connections open at that moment; new ones get through), or one that drops every
+connection and refuses new ones for a while (the proxy cut). The broker under the relay and the
+worker, the database under the API and under the relay: each side notices, moves on, and every
+order completes."""
 
 import asyncio
 import time
@@ -78,3 +80,31 @@ async def test_an_api_whose_database_goes_silent_answers_503_at_its_deadline_and
             assert checkout.status_code == 202
     finally:
         proxy.close()
+
+
+async def test_a_relay_whose_database_goes_away_waits_and_relays_what_was_written_meanwhile(
+    http_gateway_client, db, fake_gateway, processes, database_url
+):
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    processes.env["DATABASE_URL"] = database_url.replace(":5432/", f":{proxy.port}/")
+    relay = processes.relay()
+    processes.env["DATABASE_URL"] = database_url
+    processes.worker()
+    processes.ready()
+    try:
+        first = await place(http_gateway_client)
+        await settle(db, [first["id"]])  # the relay's connections are open and pooled
+        proxy.cut()  # as a database restart looks from the relay: every connection dropped
+        during = [await place(http_gateway_client) for _ in range(3)]
+        await asyncio.sleep(3)
+        assert relay.running()  # waits the outage out: no supervisor needed to restart it
+        proxy.restore()
+        statuses = await settle(db, [o["id"] for o in during], timeout_s=60)
+    finally:
+        processes.stop()
+        proxy.close()
+
+    assert set(statuses.values()) == {"completed"}
+    assert fake_gateway.stats()["captures"] == 4  # nothing twice
+    assert invoice_numbers(db) == [1, 2, 3, 4]
+    assert "database unreachable, outbox rows wait" in relay.log()
