@@ -13,13 +13,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    and_,
     bindparam,
     column,
-    exists,
     func,
     insert,
-    literal_column,
     select,
     update,
 )
@@ -27,12 +24,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
 from orders import context, events, idempotency
-from orders.events import DELIVERY_COLUMNS
+from orders.events import const
 from orders.idempotency import Claimed, StoredResponse
 from orders.messages import DeliverWebhooks, RunStep, enqueue, outbox_row
 from orders.models import (
     AuditLog,
-    DeliveryStatus,
     IdempotencyKey,
     IdempotencyStatus,
     Order,
@@ -42,8 +38,6 @@ from orders.models import (
     Outbox,
     Payment,
     PaymentStatus,
-    WebhookDelivery,
-    WebhookEndpoint,
     next_order_number,
     table,
     utcnow,
@@ -137,19 +131,18 @@ def _at_once() -> Any:
     """PostgreSQL: the whole write as one statement, built once; every value is a parameter
     (the lines one JSON array), so SQLAlchemy compiles it once per process."""
     orders, lines, payments = table(Order), table(OrderLine), table(Payment)
-    events, deliveries, outbox, keys = (
+    placed, outbox, keys, audit = (
         table(OrderEvent),
-        table(WebhookDelivery),
         table(Outbox),
         table(IdempotencyKey),
+        table(AuditLog),
     )
-    audit = table(AuditLog)
     order_id, now = (
         bindparam("order_ref", type_=orders.c.id.type),
         bindparam("now", type_=orders.c.created_at.type),
     )
     event = (
-        insert(events)
+        insert(placed)
         .values(
             order_id=order_id,
             seq=const(1),
@@ -157,18 +150,13 @@ def _at_once() -> Any:
             data=bindparam("event_data", type_=JSONB),
             occurred_at=now,
         )
-        .returning(events.c.id)
+        .returning(placed.c.id)
         .cte("placed")
     )
     line = (
         func.jsonb_to_recordset(bindparam("lines", type_=JSONB))
         .table_valued(*(column(c.name, c.type) for c in lines.c if c.name in LINE_COLUMNS))
         .render_derived(name="line", with_types=True)
-    )
-    endpoints = table(WebhookEndpoint)
-    subscribed = and_(
-        endpoints.c.enabled.is_(True),
-        endpoints.c.event_types.op("@>")(const(f'["{PLACED}"]')),
     )
     writes = [
         insert(orders).values(
@@ -185,29 +173,13 @@ def _at_once() -> Any:
             | {"order_id": order_id, "created_at": now, "updated_at": now}
             | {"status": const(PaymentStatus.AUTHORIZED)}
         ),
-        insert(deliveries).from_select(
-            DELIVERY_COLUMNS,
-            select(
-                func.gen_random_uuid(),
-                event.c.id,
-                endpoints.c.id,
-                const(PLACED),
-                const(DeliveryStatus.PENDING),
-                const(0),
-                now,
-                now,
-            ).select_from(event.join(endpoints, subscribed)),
-        ),
-        insert(outbox).from_select(
-            ["kind", "order_id", "payload", "created_at"],
-            select(
-                const(DeliverWebhooks.kind),
-                order_id,
-                bindparam("deliver_webhooks", type_=JSONB).op("||")(
-                    func.jsonb_build_object(const("event_id"), event.c.id)
-                ),
-                now,
-            ).where(exists().where(subscribed)),
+        *events.fan_out(
+            event,
+            order_id=order_id,
+            type_=const(PLACED),
+            types=const(f'["{PLACED}"]'),
+            message=bindparam("deliver_webhooks", type_=JSONB),
+            now=now,
         ),
         insert(audit).values(
             at=now,
@@ -238,12 +210,3 @@ def _at_once() -> Any:
     for i, write in enumerate(writes):
         statement = statement.add_cte(write.cte(f"w{i}"))
     return statement
-
-
-def const(value: str | int) -> Any:
-    """A constant written into the SQL: fewer parameters keep the statement within psycopg's
-    cache of converted queries (50 parameters at most). Only for the module's own constants."""
-    if isinstance(value, int):
-        return literal_column(str(value))
-    assert "'" not in value
-    return literal_column(f"'{value}'")
