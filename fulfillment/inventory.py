@@ -33,6 +33,7 @@ def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
         if (short := reserve_stock(session, order_id, lines)) is not None:
             raise OutOfStock(short)  # the transaction rolls back: all lines or none
         if ctx.settings.warehouse_url:  # its own task: a slow warehouse never holds the chain
+            order.ships = True
             enqueue(session, SyncWarehouse(order_id=order_id))
 
     try:

@@ -13,6 +13,7 @@ from fulfillment.runner import Context
 from orders import lifecycle
 from orders.messages import ShipOrder, enqueue
 from orders.models import Order, OrderLine, OrderStatus, utcnow
+from orders.states import SHIPPABLE
 from orders.stock import consume_stock
 
 
@@ -74,10 +75,6 @@ def sync_warehouse(ctx: Context, order_id: uuid.UUID) -> None:
         if order.status == OrderStatus.COMPLETED:  # else notify enqueues it
             enqueue(session, ShipOrder(order_id=order_id))
         session.commit()
-
-
-# A completed order ships; so does one with some lines refunded (the rest still goes out).
-SHIPPABLE = (OrderStatus.COMPLETED, OrderStatus.PARTIALLY_REFUNDED)
 
 
 def ship_order(ctx: Context, order_id: uuid.UUID) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     bindparam,
     column,
+    false,
     func,
     insert,
     select,
@@ -163,7 +164,7 @@ def _at_once() -> Any:
             {c: bindparam(f"o_{c}", type_=orders.c[c].type) for c in ORDER_VALUES}
             | {"id": order_id, "created_at": now, "updated_at": now}
             | {"status": const(OrderStatus.PENDING), "version": const(1)}
-            | {"step_attempts": const(0)}
+            | {"step_attempts": const(0), "ships": false()}  # decided as its stock is reserved
         ),
         insert(lines).from_select(
             ["order_id", *LINE_COLUMNS], select(order_id, *(line.c[c] for c in LINE_COLUMNS))

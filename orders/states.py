@@ -42,8 +42,8 @@ PROGRESS = (
 )
 
 
-# Statuses in which nothing moves an order on its own (an operator may still: a retry, a refund);
-# the storefront's live stream ends at them.
+# Statuses in which nothing moves an order on its own (an operator may still: a retry, a refund),
+# but a shipment (`at_rest`).
 AT_REST = frozenset(
     {
         OrderStatus.COMPLETED,
@@ -53,6 +53,14 @@ AT_REST = frozenset(
         OrderStatus.PARTIALLY_REFUNDED,
     }
 )
+# A completed order ships; so does one with some lines refunded (the rest still goes out).
+SHIPPABLE = frozenset({OrderStatus.COMPLETED, OrderStatus.PARTIALLY_REFUNDED})
+
+
+def at_rest(status: OrderStatus, ships: bool, shipped: bool) -> bool:
+    """Nothing more will happen to the order on its own: its status is at rest, and no shipment
+    is to come (a warehouse ships it: `order.ships`). The storefront's live stream ends here."""
+    return status in AT_REST and not (ships and not shipped and status in SHIPPABLE)
 
 
 class Next(StrEnum):

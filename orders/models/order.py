@@ -71,6 +71,9 @@ class Order(SQLModel, table=True):
     failed_step: str | None = Field(default=None, max_length=32)
     failure_reason: str | None = Field(default=None, max_length=1000)
     warehouse_synced_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Whether a warehouse ships it (one was configured when its stock was reserved): its
+    # `order.shipped` is still to come after `completed` until `shipped_at`.
+    ships: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     # When the warehouse confirmed the shipment: the reservation became a decrement of stock.
     shipped_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = timestamp()

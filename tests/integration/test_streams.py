@@ -163,3 +163,19 @@ async def last_event(response: httpx.Response) -> str:
     async for message in messages(response):
         last = message.get("event", last)
     return last
+
+
+async def test_a_completed_order_that_a_warehouse_ships_streams_on_until_it_shipped(
+    api, processes, fake_warehouse
+):
+    fake_warehouse.configure(failures=2)  # retried with backoff: shipped seconds after completed
+    processes.env["WAREHOUSE_URL"] = fake_warehouse.url
+    order = await place(api)
+    start_fulfilment(processes)
+    async with (
+        httpx.AsyncClient(base_url=api, timeout=30) as client,
+        stream(client, order) as response,
+        asyncio.timeout(90),
+    ):
+        events = [m["event"] async for m in messages(response) if "comment" not in m]
+    assert events == [*COMPLETED_TIMELINE, "order.shipped"]

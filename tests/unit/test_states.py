@@ -12,6 +12,7 @@ from orders.states import (
     WAITING_FOR,
     Next,
     Step,
+    at_rest,
     next_for,
     next_step,
 )
@@ -55,3 +56,19 @@ def test_an_order_on_its_way_waits_for_one_step_and_a_settled_one_for_none():
 def test_each_step_leaves_the_status_the_next_one_needs():
     for step, following in itertools.pairwise(STEPS):
         assert STATUS_AFTER[step] == STATUS_BEFORE[following]
+
+
+@pytest.mark.parametrize(
+    ("status", "ships", "shipped", "rests"),
+    [
+        (OrderStatus.PAID, False, False, False),  # on its way
+        (OrderStatus.COMPLETED, False, False, True),  # no warehouse: nothing more comes
+        (OrderStatus.COMPLETED, True, False, False),  # `order.shipped` is to come
+        (OrderStatus.COMPLETED, True, True, True),
+        (OrderStatus.PARTIALLY_REFUNDED, True, False, False),  # the rest still ships
+        (OrderStatus.REFUNDED, True, False, True),  # nothing left to ship
+        (OrderStatus.CANCELLED, True, False, True),
+    ],
+)
+def test_an_order_a_warehouse_ships_is_at_rest_once_shipped(status, ships, shipped, rests):
+    assert at_rest(status, ships, shipped) is rests

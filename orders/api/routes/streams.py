@@ -1,7 +1,7 @@
 """Live order status for the storefront: `GET /orders/{id}/stream`, Server-Sent Events of the
 order's timeline. Each event's `id:` is its per-order sequence number, so a client that comes back
 with `Last-Event-ID` gets exactly the events after it. The stream ends once the order is at rest
-(orders.states.AT_REST); coming back after that gets 204, which tells an EventSource to stop. It
+(orders.states.at_rest); coming back after that gets 204, which tells an EventSource to stop. It
 also ends after STREAM_MAX_S, and the client comes back for the rest."""
 
 import json
@@ -26,7 +26,7 @@ from orders.api.problems import not_found
 from orders.api.schemas import OrderEventPublic
 from orders.db import run
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.states import AT_REST
+from orders.states import at_rest
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -38,19 +38,20 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # ngi
 
 async def events_after(
     sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID, after: int
-) -> tuple[list[OrderEvent], OrderStatus]:
-    """The events after sequence number `after`, and the order's status read before them: each
-    statement sees what had committed when it began, so every event of that status (committed
-    with it) is among the events, and a stream that ends at rest has sent them all."""
+) -> tuple[list[OrderEvent], bool]:
+    """The events after sequence number `after`, and whether the order was at rest, read before
+    them: each statement sees what had committed when it began, so every event of that state
+    (committed with it) is among the events, and a stream that ends at rest has sent them all."""
     async with sessions() as session:
-        status = (await session.exec(select(Order.status).where(Order.id == order_id))).one()
+        state = select(Order.status, Order.ships, Order.shipped_at).where(Order.id == order_id)
+        status, ships, shipped_at = (await session.exec(state)).one()
         events = await session.exec(
             select(OrderEvent)
             .where(OrderEvent.order_id == order_id, col(OrderEvent.seq) > after)
             .order_by(col(OrderEvent.seq))
         )
         found = list(events)
-    return found, OrderStatus(status)
+    return found, at_rest(OrderStatus(status), ships, shipped_at is not None)
 
 
 def sse(event: OrderEvent) -> str:
@@ -76,14 +77,14 @@ async def follow(
         started = time.monotonic()
         while True:
             try:
-                events, status = await events_after(sessions, order_id, after)
+                events, rest = await events_after(sessions, order_id, after)
             except (SQLAlchemyError, OSError) as error:
                 log.info("order stream %s ended by the database: %r", order_id, error)
                 return
             for event in events:
                 yield sse(event)
                 after = event.seq or after  # an order's events all have one
-            if status in AT_REST:
+            if rest:
                 return
             while not await hub.wait(woken, heartbeat_s * random.uniform(0.5, 1.0)):
                 if time.monotonic() - started >= max_s:
@@ -122,7 +123,8 @@ async def stream_order(
         raise not_found("order with this id for this token")
     after = last_event_id or 0
     stream: AsyncIterator[str]
-    if order.status in AT_REST:  # nothing more will come: what is there, read once, and the end
+    if at_rest(order.status, order.ships, order.shipped_at is not None):
+        # Nothing more will come: what is there, read once, and the end.
         events, _ = await events_after(sessions, order_id, after)
         if not events:
             return Response(status_code=204)
