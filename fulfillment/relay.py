@@ -125,11 +125,11 @@ def relay_batch(
         return len(rows)
 
 
-def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta, shipping: bool) -> int:
+def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta) -> int:
     """Orders that stopped moving (on their way, or in a cancellation), and stock imports, get
     what they wait for enqueued again."""
     with sessions() as session:
-        orders = lifecycle.stalled(session, idle_for, limit=100, shipping=shipping)
+        orders = lifecycle.stalled(session, idle_for, limit=100)
         for order in orders:
             task = lifecycle.requeue(session, order)
             log.warning("order %s stalled in %s; %s enqueued again", order.id, order.status, task)
@@ -233,7 +233,7 @@ class Relay:
             self.next_sweep = now + self.config.webhook_sweep_interval_s
         if now >= self.next_stall_check:
             idle_for = timedelta(seconds=self.config.stall_after_s)
-            requeue_stalled(self.sessions, idle_for, shipping=bool(self.config.warehouse_url))
+            requeue_stalled(self.sessions, idle_for)
             self.next_stall_check = now + self.config.stall_check_interval_s
         if now >= self.next_purge:
             with self.sessions() as session:

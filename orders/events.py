@@ -85,23 +85,31 @@ def new_delivery(
 
 
 @cache
-def _event_insert() -> Any:
-    """The event, seq = last + 1; built once, its values parameters (`_params`). Run it holding
-    the order's row lock; the unique (order_id, seq) catches anyone who does not."""
+def _bind() -> dict[str, Any]:
+    """The parameters of `record`'s statements (`_params` gives their values), made once so that
+    `_event_insert` and `_at_once` name and type them alike."""
     events = table(OrderEvent)
-    order_id = bindparam("ev_order_id", type_=events.c.order_id.type)
+    return {
+        "order_id": bindparam("ev_order_id", type_=events.c.order_id.type),
+        "type": bindparam("ev_type", type_=events.c.type.type),
+        "types": bindparam("ev_types", type_=JSONB),
+        "data": bindparam("ev_data", type_=events.c.data.type),
+        "now": bindparam("ev_now", type_=events.c.occurred_at.type),
+        "message": bindparam("ev_message", type_=JSONB),
+    }
+
+
+@cache
+def _event_insert() -> Any:
+    """The event, seq = last + 1; built once. Run it holding the order's row lock; the unique
+    (order_id, seq) catches anyone who does not."""
+    events, bind = table(OrderEvent), _bind()
     next_seq = (
         sql_select(func.coalesce(func.max(events.c.seq), 0) + 1)
-        .where(events.c.order_id == order_id)
+        .where(events.c.order_id == bind["order_id"])
         .scalar_subquery()
     )
-    values = sql_select(
-        order_id,
-        next_seq,
-        bindparam("ev_type", type_=events.c.type.type),
-        bindparam("ev_data", type_=events.c.data.type),
-        bindparam("ev_now", type_=events.c.occurred_at.type),
-    )
+    values = sql_select(bind["order_id"], next_seq, bind["type"], bind["data"], bind["now"])
     return (
         insert(events)
         .from_select(["order_id", "seq", "type", "data", "occurred_at"], values)
@@ -127,15 +135,15 @@ def _at_once() -> Any:
     whose types hold this one; the message that sends them, if there is any. The event's id.
     Built once, every value a parameter, so that SQLAlchemy compiles it once per process (built
     anew for each event it cost more CPU than the round trip it saves)."""
-    events = table(OrderEvent)
+    bind = _bind()
     event = _event_insert().cte("event")
     deliveries, send = fan_out(
         event,
-        order_id=bindparam("ev_order_id", type_=events.c.order_id.type),
-        type_=bindparam("ev_type", type_=events.c.type.type),
-        types=bindparam("ev_types", type_=JSONB),
-        message=bindparam("ev_message", type_=JSONB),
-        now=bindparam("ev_now", type_=events.c.occurred_at.type),
+        order_id=bind["order_id"],
+        type_=bind["type"],
+        types=bind["types"],
+        message=bind["message"],
+        now=bind["now"],
     )
     return (
         sql_select(event.c.id)

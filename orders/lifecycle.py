@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy import and_, exists, or_
 from sqlmodel import Session, col, select
 
 from orders import events
@@ -103,22 +103,22 @@ def retry_failed(session: Session, order_id: uuid.UUID) -> Step | None:
     return step
 
 
-def stalled(session: Session, idle_for: timedelta, limit: int, shipping: bool) -> Sequence[Order]:
+def stalled(session: Session, idle_for: timedelta, limit: int) -> Sequence[Order]:
     """Orders on their way that nothing moves: no progress for `idle_for`, and no message for them
     waiting to be published or published within that time (their step's message was lost, or a
-    task gave up). With `shipping` (there is a warehouse), completed orders not shipped yet are on
-    their way too. Locked; rows another relay holds are skipped."""
+    task gave up). A completed order that a warehouse ships (`order.ships`) is on its way until it
+    shipped. Locked; rows another relay holds are skipped."""
     cutoff = utcnow() - idle_for
     in_flight = exists().where(
         col(Outbox.order_id) == col(Order.id),
         or_(col(Outbox.published_at).is_(None), col(Outbox.published_at) > cutoff),
     )
-    on_its_way: ColumnElement[bool] = col(Order.status).in_(list(WAITING_FOR))
-    if shipping:
-        unshipped = and_(
-            col(Order.status) == OrderStatus.COMPLETED, col(Order.shipped_at).is_(None)
-        )
-        on_its_way = or_(on_its_way, unshipped)
+    unshipped = and_(
+        col(Order.status) == OrderStatus.COMPLETED,
+        col(Order.ships).is_(True),
+        col(Order.shipped_at).is_(None),
+    )
+    on_its_way = or_(col(Order.status).in_(list(WAITING_FOR)), unshipped)
     return session.exec(
         select(Order)
         .where(on_its_way, col(Order.updated_at) < cutoff, ~in_flight)
