@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from sqlalchemy import insert, update
 from sqlmodel import Session
 
-from fulfillment.runner import Context, cancel, count_delivery, finish
+from fulfillment.runner import Context, Handover, cancel, count_delivery, finish
 from orders.messages import SyncWarehouse, VoidPayment, enqueue
 from orders.models import Order, OrderStatus, Product, StockReservation, table, utcnow
 from orders.states import Next, Step
-from orders.view import Line, load_lines
+from orders.view import Line, load_placed
 
 
 class OutOfStock(Exception):
@@ -21,13 +21,16 @@ class OutOfStock(Exception):
         self.sku = sku
 
 
-def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
+def reserve_inventory(ctx: Context, order_id: uuid.UUID, handover: Handover | None = None) -> Next:
     with ctx.sessions() as session:  # `begin`, and the lines to reserve read with it
         decision = count_delivery(ctx, session, order_id, Step.RESERVE_INVENTORY)
-        lines = load_lines(session, order_id) if decision is Next.RUN else ()
+        placed = load_placed(session, order_id) if decision is Next.RUN else None
         session.commit()
-    if decision is not Next.RUN:
+    if placed is None:
         return decision
+    lines = placed.lines
+    if handover is not None:
+        handover.placed = placed  # capture's authorization was read with the lines
 
     def reserve(session: Session, order: Order) -> None:
         if (short := reserve_stock(session, order_id, lines)) is not None:
@@ -37,7 +40,7 @@ def reserve_inventory(ctx: Context, order_id: uuid.UUID) -> Next:
             enqueue(session, SyncWarehouse(order_id=order_id))
 
     try:
-        return finish(ctx, order_id, Step.RESERVE_INVENTORY, reserve, lines)
+        return finish(ctx, order_id, Step.RESERVE_INVENTORY, reserve, lines, handover=handover)
     except OutOfStock as short:
         reason = {"reason": "out_of_stock", "sku": short.sku}
         return cancel(

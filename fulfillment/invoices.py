@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel, select
 from fulfillment import notify
 from fulfillment.config import WorkerSettings
 from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
-from fulfillment.runner import Context, count_delivery, finish
+from fulfillment.runner import Context, Handover, count_delivery, finish
 from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
 from orders.states import Next, Step
 from orders.view import invoice_number_text, load_view
@@ -31,7 +31,7 @@ def next_number(session: Session, counter_model: type[SQLModel]) -> int:
     return number
 
 
-def render_invoice(ctx: Context, order_id: uuid.UUID) -> Next:
+def render_invoice(ctx: Context, order_id: uuid.UUID, _: Handover | None = None) -> Next:
     decision, document = start_render(ctx, order_id)
     if document is None:
         return decision

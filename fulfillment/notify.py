@@ -5,13 +5,13 @@ import uuid
 
 from sqlmodel import Session
 
-from fulfillment.runner import Context, Effect, begin, finish
+from fulfillment.runner import Context, Effect, Handover, begin, finish
 from orders.messages import ShipOrder, enqueue
 from orders.models import Order
 from orders.states import Next, Step
 
 
-def notify(ctx: Context, order_id: uuid.UUID) -> Next:
+def notify(ctx: Context, order_id: uuid.UUID, _: Handover | None = None) -> Next:
     """notify on its own, for an order found invoiced but not complete (rendered by a version
     before this one). Every other time `completion` runs in the render's commit
     (IN_THE_SAME_COMMIT)."""

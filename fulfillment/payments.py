@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from fulfillment.runner import Context, cancel, count_delivery, finish
+from fulfillment.runner import Context, Handover, cancel, count_delivery, finish
 from orders import lifecycle
 from orders.messages import RefundPayment, enqueue
 from orders.models import (
@@ -26,22 +26,26 @@ from orders.models import (
 from orders.payments import CaptureDeclined
 from orders.states import Next, Step
 from orders.stock import release_stock
+from orders.view import Placed, load_placed
 
 log = logging.getLogger(__name__)
 
 
-def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
-    with ctx.sessions() as session:  # `begin`, and the authorization to capture read with it
-        decision = count_delivery(ctx, session, order_id, Step.CAPTURE_PAYMENT)
-        if decision is Next.RUN:
-            authorization_id = session.exec(
-                select(Payment.authorization_id).where(Payment.order_id == order_id)
-            ).one()
-        session.commit()
-    if decision is not Next.RUN:
-        return decision
+def capture_payment(ctx: Context, order_id: uuid.UUID, handover: Handover | None = None) -> Next:
+    """After reserve in its task, with the authorization reserve read and its delivery counted in
+    reserve's commit; else `begin` here. An operator's cancel that lands between the two is met
+    by `finish`, as one that lands during the gateway call is."""
+    placed: Placed | None = handover.placed if handover and handover.counted else None
+    if placed is None:
+        with ctx.sessions() as session:  # `begin`, and the authorization read with it
+            decision = count_delivery(ctx, session, order_id, Step.CAPTURE_PAYMENT)
+            placed = load_placed(session, order_id) if decision is Next.RUN else None
+            session.commit()
+        if placed is None:
+            return decision
     try:
-        ctx.gateway.capture(authorization_id, idempotency_key=f"order-{order_id}-capture")
+        key = f"order-{order_id}-capture"
+        ctx.gateway.capture(placed.authorization_id, idempotency_key=key)
     except CaptureDeclined as declined:
 
         def give_back(session: Session) -> None:
@@ -54,7 +58,7 @@ def capture_payment(ctx: Context, order_id: uuid.UUID) -> Next:
     def captured(session: Session, order: Order) -> None:
         _set_status(session, order_id, PaymentStatus.CAPTURED)
 
-    decision = finish(ctx, order_id, Step.CAPTURE_PAYMENT, captured)
+    decision = finish(ctx, order_id, Step.CAPTURE_PAYMENT, captured, placed.lines)
     if decision is Next.STOP:
         refund_capture_of_cancelled(ctx, order_id)
     return decision

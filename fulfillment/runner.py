@@ -39,7 +39,7 @@ from orders.states import (
     next_for,
     next_step,
 )
-from orders.view import Line
+from orders.view import Line, Placed
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,17 @@ class Context:
     ) -> None:
         base_url = self.settings.public_base_url
         lifecycle.advance(session, order, status, event, data, base_url, lines)
+
+
+@dataclass
+class Handover:
+    """What a step hands to the step that continues in its task (CONTINUES_IN_TASK): what
+    checkout wrote, as the step read it, and whether the step's commit counted the next step's
+    delivery, which then skips its own `begin` (a transaction fewer). A task's first step, and a
+    step called on its own, get an empty one."""
+
+    placed: Placed | None = None
+    counted: bool = False
 
 
 def begin(ctx: Context, order_id: uuid.UUID, step: Step) -> Next:
@@ -111,13 +122,16 @@ def finish(
     effect: Effect,
     lines: Sequence[Line] | None = None,
     then: Effect | None = None,
+    handover: Handover | None = None,
 ) -> Next:
     """The step's commit: its effect (which returns the event's extra data), the order's new
     status, its event and the next step's message (unless the next step continues in this
     task: CONTINUES_IN_TASK), in one transaction. A redelivery that finds
     the step done does nothing: its successor was enqueued when it was done. `lines`: the
     order's lines, if the step holds them (the event's snapshot needs them). `then`: the effect
-    of the step after this one, when that step is done in this commit (IN_THE_SAME_COMMIT)."""
+    of the step after this one, when that step is done in this commit (IN_THE_SAME_COMMIT).
+    `handover`: given when the caller runs the next step right after this commit, if that step
+    continues in the task; the commit counts its delivery, as its `begin` would have."""
     with ctx.sessions() as session:
         order = lifecycle.lock(session, order_id)
         if order is None:
@@ -133,9 +147,14 @@ def finish(
             step, data = following, then(session, order) or {}
             ctx.advance(session, order, STATUS_AFTER[step], EVENT_AFTER[step], data, lines)
             following = next_step(step)
-        if following is not None and following not in CONTINUES_IN_TASK:
+        counts_next = handover is not None and following in CONTINUES_IN_TASK
+        if counts_next:
+            order.step, order.step_attempts = following, 1  # in the row's UPDATE at the commit
+        elif following is not None and following not in CONTINUES_IN_TASK:
             enqueue(session, RunStep(order_id=order_id, step=following))
         session.commit()
+    if handover is not None:
+        handover.counted = counts_next
     return Next.RUN
 
 

@@ -26,7 +26,7 @@ from fulfillment import (
 )
 from fulfillment.celery_app import app
 from fulfillment.config import settings
-from fulfillment.runner import Context, delivery_finished, mark_failed
+from fulfillment.runner import Context, Handover, delivery_finished, mark_failed
 from orders import messages
 from orders.db import make_engine, make_sessionmaker
 from orders.payments import GatewayUnavailable, make_settler
@@ -81,7 +81,7 @@ class StepTask(Task):  # type: ignore[misc]
         mark_failed(context(), uuid.UUID(args[0]), step, f"{type(exc).__name__}: {exc}")
 
 
-STEP_FUNCTIONS: dict[Step, Callable[[Context, uuid.UUID], Next]] = {
+STEP_FUNCTIONS: dict[Step, Callable[[Context, uuid.UUID, Handover], Next]] = {
     Step.RESERVE_INVENTORY: inventory.reserve_inventory,
     Step.CAPTURE_PAYMENT: payments.capture_payment,
     Step.RENDER_INVOICE: invoices.render_invoice,
@@ -97,9 +97,10 @@ def run_steps(ctx: Context, first: Step, order_id: str) -> str:
     or found itself done (a redelivery). 'run', 'done' (the last was a redelivery) or 'stop'."""
     step: Step | None = first
     outcome = Next.RUN
+    handover = Handover()
     while step is not None:
         RUNNING.set(step)
-        outcome = STEP_FUNCTIONS[step](ctx, uuid.UUID(order_id))
+        outcome = STEP_FUNCTIONS[step](ctx, uuid.UUID(order_id), handover)
         following = next_step(step)
         if outcome is Next.RUN and following in IN_THE_SAME_COMMIT:
             following = next_step(following)  # it was committed with the step that ran

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sql_select
+from sqlmodel import Session
 
-from orders.models import Order, OrderLine, OrderStatus
+from orders.models import Order, OrderLine, OrderStatus, Payment, table
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,32 @@ def order_view(order: Order, lines: Iterable[OrderLine | Line]) -> OrderView:
     )
 
 
+def _lines(order_id: uuid.UUID, *also: Any) -> Any:
+    lines = table(OrderLine)
+    columns = (lines.c.sku, lines.c.name, lines.c.quantity, lines.c.unit_price, lines.c.line_total)
+    return sql_select(*columns, *also).where(lines.c.order_id == order_id).order_by(lines.c.id)
+
+
 def load_lines(session: Session, order_id: uuid.UUID) -> tuple[Line, ...]:
     """An order's lines, in the order they were written (they never change after checkout)."""
-    rows = session.exec(
-        select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
-    ).all()
-    return tuple(Line(x.sku, x.name, x.quantity, x.unit_price, x.line_total) for x in rows)
+    return tuple(Line(*row) for row in session.exec(_lines(order_id)))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What checkout wrote for the fulfilment steps and no step changes: the lines and the
+    payment's authorization."""
+
+    lines: tuple[Line, ...]
+    authorization_id: str
+
+
+def load_placed(session: Session, order_id: uuid.UUID) -> Placed:
+    """The lines and the authorization, in one statement."""
+    payments = table(Payment)
+    authorization = sql_select(payments.c.authorization_id).where(payments.c.order_id == order_id)
+    rows = session.exec(_lines(order_id, authorization.scalar_subquery())).all()
+    return Placed(tuple(Line(*row[:5]) for row in rows), rows[0][5])
 
 
 def load_view(session: Session, order: Order) -> OrderView:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from fulfillment import inventory, invoices, notify, payments, warehouse
-from fulfillment.runner import Context, begin, mark_failed
+from fulfillment.runner import Context, Handover, begin, mark_failed
 from fulfillment.tasks import RUNNING, run_steps
 from orders import lifecycle
 from orders.payments import GatewayUnavailable, SandboxGateway
@@ -104,14 +104,14 @@ async def test_each_task_of_an_order_sends_the_statements_pinned_here(client, db
 
     assert statements_of(ctx, Step.RESERVE_INVENTORY, order_id) == (
         [
-            *["UPDATE", "SELECT"],  # reserve's delivery counted; the lines read
+            *["UPDATE", "SELECT"],  # reserve's delivery counted; lines and authorization read
             *["SELECT", "UPDATE", "UPDATE", "INSERT"],  # the order locked; its stock reserved
-            *["WITH", "UPDATE"],  # order.reserved, then the order's row at the commit
-            *["UPDATE", "SELECT"],  # capture's delivery counted; the authorization read
-            *["SELECT", "UPDATE"],  # the order locked; the payment captured
-            *["UPDATE", "SELECT", "WITH", "INSERT"],  # order.paid (with the lines); render next
+            # order.reserved, then the order's row at the commit, capture's delivery counted in it
+            *["WITH", "UPDATE"],
+            *["SELECT", "UPDATE"],  # (the capture) the order locked; the payment captured
+            *["WITH", "UPDATE", "INSERT"],  # order.paid (with the lines held); render next
         ],
-        4,
+        3,
     )
     assert statements_of(ctx, Step.RENDER_INVOICE, order_id) == (
         [
@@ -176,6 +176,43 @@ async def test_a_failure_in_a_step_that_continued_is_that_steps(client, db, ctx)
     assert status_of(db, str(order_id)) == "reserved"
     mark_failed(ctx, order_id, Step.CAPTURE_PAYMENT, "GatewayUnavailable: down")
     assert status_of(db, str(order_id)) == "failed"
+
+
+def counted(db, order_id: uuid.UUID) -> tuple[Any, ...]:
+    row = db.execute('SELECT status, step, step_attempts FROM "order" WHERE id = %s', (order_id,))
+    return tuple(row.fetchone())
+
+
+async def test_reserve_counts_the_delivery_of_the_capture_that_follows_it_in_the_task(
+    client, db, ctx
+):
+    """Capture runs right after reserve's commit in the same task, so that commit counts its
+    delivery; a worker lost during the capture leaves it counted, and the redelivery counts the
+    next one: the poison count is the same as with a `begin` of its own."""
+    order_id = await placed(client)
+    handover = Handover()
+    assert inventory.reserve_inventory(ctx, order_id, handover) is Next.RUN
+    assert handover.counted
+    assert handover.placed is not None
+    assert [line.sku for line in handover.placed.lines] == ["MUG-001", "NB-A5"]
+    assert counted(db, order_id) == ("reserved", "capture_payment", 1)
+
+    # The worker died during the capture: the task comes again; reserve finds itself done.
+    assert run_steps(ctx, Step.RESERVE_INVENTORY, str(order_id)) == "run"
+    assert asked(ctx) == ["capture"]
+    assert event_types(db, str(order_id))[-1] == "order.paid"
+
+
+async def test_a_capture_that_keeps_crashing_after_reserve_fails_the_order(client, db, ctx):
+    order_id = await placed(client)
+    inventory.reserve_inventory(ctx, order_id, Handover())  # counted the first capture
+    assert begin(ctx, order_id, Step.CAPTURE_PAYMENT) is Next.RUN  # the second (max 2)
+    assert begin(ctx, order_id, Step.CAPTURE_PAYMENT) is Next.STOP
+
+    assert counted(db, order_id)[0] == "failed"
+    reason = db.execute('SELECT failure_reason FROM "order" WHERE id = %s', (order_id,))
+    assert reason.fetchone() == ("capture_payment crashed its worker 2 times (poison message)",)
+    assert asked(ctx) == []
 
 
 async def test_a_render_redelivered_after_a_crash_keeps_its_invoice_number(client, db, ctx):
