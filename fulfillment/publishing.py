@@ -15,20 +15,22 @@ from fulfillment.config import settings
 from fulfillment.observability import correlation_headers
 from orders import context
 from orders.messages import DELIVER_WEBHOOK, DeliverWebhooks, UnknownMessage, parse
-from orders.models import DeliveryStatus, Outbox, WebhookDelivery, table, utcnow
+from orders.models import DeliveryStatus, WebhookDelivery, table, utcnow
 
 log = logging.getLogger("fulfillment.relay")
 
 DELIVERY_LEASE = timedelta(minutes=5)
 
 
-def publish(session: Session, row: Outbox, producer: Producer) -> None:
+def publish(
+    session: Session, row_id: int, kind: str, payload: dict[str, Any], producer: Producer
+) -> None:
     """One outbox row -> its messages, each confirmed by the broker before this returns. The
     request id and order id travel along as message headers, for the workers' logs."""
     try:
-        message = parse(row.kind, row.payload)
+        message = parse(kind, payload)
     except UnknownMessage:
-        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row.id, row.kind)
+        log.error("outbox row %s has an unknown kind %r; leaving it unpublished", row_id, kind)
         raise
     context.request_id.set(message.request_id)
     about = message.about()

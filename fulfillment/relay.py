@@ -23,11 +23,12 @@ from amqp.exceptions import AMQPError, MessageNacked
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as BrokerError
 from kombu.messaging import Producer
-from sqlalchemy import update
+from sqlalchemy import Table, Update, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from fulfillment.celery_app import app
 from fulfillment.config import WorkerSettings, settings
@@ -83,23 +84,21 @@ def relay_batch(
 ) -> int:
     """Publish up to `size` unpublished rows and mark them; returns how many rows were claimed.
 
+    One statement claims and marks the rows: their row locks are held until the commit, after
+    the broker confirmed them, and a row that did not reach the broker is unmarked before it. A
+    crash in between rolls the marks back: the rows are published again (at least once).
+
     A row the broker refuses (a nack: say, a queue at its length limit with `reject-publish`)
     stays unpublished and is offered again with the next batch; the rows after it go on. Its id
     is kept in `refused`, so the refusal is logged once."""
+    outbox = table(Outbox)
     with sessions() as session:
-        rows = session.exec(
-            select(Outbox)
-            .where(col(Outbox.published_at).is_(None))
-            .order_by(col(Outbox.id))
-            .limit(size)
-            .with_for_update(skip_locked=True)
-        ).all()
-        published: list[int] = []
+        rows = sorted(session.exec(claim(outbox, size)).all(), key=lambda row: row.id)
+        published: set[int] = set()
         try:
             for row in rows:
-                assert row.id is not None
                 try:
-                    publish(session, row, producer)
+                    publish(session, row.id, row.kind, row.payload, producer)
                 except BrokerError as error:
                     if not isinstance(error.__cause__, MessageNacked):
                         raise  # the broker is unreachable: every row waits
@@ -112,17 +111,35 @@ def relay_batch(
                 if row.id in refused:
                     refused.discard(row.id)
                     log.warning("outbox row %s published after the broker refused it", row.id)
-                published.append(row.id)
+                published.add(row.id)
         finally:
             context.request_id.set(None)
             context.order_id.set(None)
-            if published:  # mark what reached the broker, even if a later row did not
-                outbox = table(Outbox)
-                session.exec(
-                    update(outbox).where(outbox.c.id.in_(published)).values(published_at=utcnow())
-                )
+            if published:  # keep the marks of what reached the broker, even if a later row did not
+                if unsent := [row.id for row in rows if row.id not in published]:
+                    session.exec(
+                        update(outbox).where(outbox.c.id.in_(unsent)).values(published_at=None)
+                    )
                 session.commit()
         return len(rows)
+
+
+def claim(outbox: Table, size: int) -> Update:
+    """The oldest `size` unpublished rows, locked (rows another relay holds are skipped) and marked
+    published, returned."""
+    oldest = (
+        sql_select(outbox.c.id)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.id)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(oldest.scalar_subquery()))
+        .values(published_at=utcnow())
+        .returning(outbox.c.id, outbox.c.kind, outbox.c.payload)
+    )
 
 
 def requeue_stalled(sessions: sessionmaker[Session], idle_for: timedelta) -> int:

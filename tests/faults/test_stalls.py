@@ -5,11 +5,16 @@ import asyncio
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from kombu.connection import Connection
 
-from orders.messages import Queue
+from fulfillment.celery_app import app
+from fulfillment.relay import relay_batch
+from orders.messages import Queue, RunStep, enqueue
+from orders.states import Step
 from tests.conftest import TEST_VHOST
 from tests.helpers import (
     COMPLETED_TIMELINE,
@@ -121,3 +126,23 @@ async def test_a_cancellation_whose_void_was_lost_is_found_stalled_and_done(
     assert count(db, "payment WHERE status = 'voided'") == 1
     assert "stalled in its cancellation; fulfillment.void_payment enqueued again" in relay.log()
     assert event_types(db, order["id"]).count("payment.voided") == 1
+
+
+def test_a_batch_keeps_the_marks_of_what_the_broker_took_and_not_of_what_it_refused(
+    broker, step_context, db, invoices_refused
+):
+    """The relay's one statement marks a batch published as it claims it; the row the broker
+    refused is unmarked before the commit, the row it took stays marked."""
+    with step_context.sessions() as session:
+        for step in (Step.RENDER_INVOICE, Step.RESERVE_INVENTORY):  # invoices refuse, steps take
+            enqueue(session, RunStep(order_id=uuid.uuid4(), step=step))
+        session.commit()
+    refused: set[int] = set()
+    with Connection(broker, transport_options={"confirm_publish": True}) as connection:
+        for queue in app.conf.task_queues:
+            queue(connection.default_channel).declare()
+        assert relay_batch(step_context.sessions, 10, refused, connection.Producer()) == 2
+
+    rows = db.execute("SELECT payload->>'step', published_at IS NOT NULL FROM outbox ORDER BY id")
+    assert rows.fetchall() == [("render_invoice", False), ("reserve_inventory", True)]
+    assert len(refused) == 1
