@@ -7,7 +7,7 @@ import signal
 import uuid
 
 from sqlalchemy import update
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from fulfillment import notify
 from fulfillment.config import WorkerSettings
@@ -64,9 +64,11 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         if decision is not Next.RUN:
             session.commit()
             return decision, None
-        order = session.get(Order, order_id)  # locked by count_delivery
-        assert order is not None
-        row = session.exec(select(Invoice).where(Invoice.order_id == order_id)).first()
+        order, row = session.exec(  # the order (locked by count_delivery) and its invoice if any
+            select(Order, Invoice)
+            .outerjoin(Invoice, col(Invoice.order_id) == col(Order.id))
+            .where(Order.id == order_id)
+        ).one()
         if row is None:
             number = next_number(session, InvoiceCounter)
             row = Invoice(order_id=order_id, number=number, issued_at=utcnow())

@@ -115,7 +115,7 @@ async def test_each_task_of_an_order_sends_the_statements_pinned_here(client, db
     )
     assert statements_of(ctx, Step.RENDER_INVOICE, order_id) == (
         [
-            *["UPDATE", "SELECT", "SELECT"],  # the delivery counted; the order, its invoice
+            *["UPDATE", "SELECT"],  # the delivery counted; the order with its invoice
             *["UPDATE", "INSERT", "SELECT"],  # the invoice numbered; the lines
             *["SELECT", "UPDATE"],  # (the render) the order locked; the PDF stored
             *["WITH", "WITH", "UPDATE"],  # order.invoiced, order.completed: one row update
