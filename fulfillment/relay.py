@@ -1,8 +1,9 @@
-"""The outbox relay (`make relay`): publishes committed outbox rows to RabbitMQ, then marks them.
+"""The outbox relay (`make relay`): publishes committed outbox rows to RabbitMQ and marks them.
 
 Rows are claimed with FOR UPDATE SKIP LOCKED, so two relays never publish the same row; each
-message waits for the broker's publisher confirm. A crash between publishing and marking means the
-row is published again later, never lost; the steps make that second message harmless. The relay
+message waits for the broker's publisher confirm, and the marks commit after the confirms. A crash
+before that commit means the row is published again later, never lost; the steps make that second
+message harmless. The relay
 wakes on PostgreSQL NOTIFY (a trigger on outbox) and polls as a fallback.
 
 Periodically it also sends webhook retries that have come due, enqueues again what any order
