@@ -4,8 +4,9 @@ authorization (through the outbox: the void may need retries)."""
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import insert, update
+from sqlalchemy import Update, bindparam, insert, update
 from sqlmodel import Session
 
 from fulfillment.runner import Context, Handover, cancel, count_delivery, finish
@@ -52,20 +53,32 @@ def reserve_inventory(ctx: Context, order_id: uuid.UUID, handover: Handover | No
         )
 
 
+@cache
+def _reserve_line() -> Update:
+    """One line's conditional UPDATE, built once: `quantity` of `sku` if that many are free."""
+    products = table(Product)
+    quantity = bindparam("line_quantity", type_=products.c.stock_reserved.type)
+    return (
+        update(products)
+        .where(
+            products.c.sku == bindparam("line_sku", type_=products.c.sku.type),
+            products.c.stock_on_hand - products.c.stock_reserved >= quantity,
+        )
+        .values(
+            stock_reserved=products.c.stock_reserved + quantity,
+            updated_at=bindparam("now", type_=products.c.updated_at.type),
+        )
+    )
+
+
 def reserve_stock(session: Session, order_id: uuid.UUID, lines: Sequence[Line]) -> str | None:
     """Reserve every line of the order, in the caller's transaction. Returns the first SKU that is
     short (the caller rolls back: all lines or none), or None when all are reserved."""
-    products, reservations = table(Product), table(StockReservation)
+    reservations, now = table(StockReservation), utcnow()
     # One lock order for every transaction, by SKU: no deadlocks.
     for line in sorted(lines, key=lambda line: line.sku):
-        reserved = session.exec(
-            update(products)
-            .where(
-                products.c.sku == line.sku,
-                products.c.stock_on_hand - products.c.stock_reserved >= line.quantity,
-            )
-            .values(stock_reserved=products.c.stock_reserved + line.quantity, updated_at=utcnow())
-        )
+        params = {"line_sku": line.sku, "line_quantity": line.quantity, "now": now}
+        reserved = session.exec(_reserve_line(), params=params)
         if reserved.rowcount != 1:
             return line.sku
     rows = [{"order_id": order_id, "sku": x.sku, "quantity": x.quantity} for x in lines]

@@ -16,10 +16,11 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
-from sqlalchemy import case, update
+from sqlalchemy import Update, bindparam, case, update
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
@@ -89,16 +90,8 @@ def count_delivery(ctx: Context, session: Session, order_id: uuid.UUID, step: St
     """`begin` in the caller's transaction (the caller commits before the step's outside work):
     one UPDATE finds the order in the step's starting status, counts the delivery and locks the
     row."""
-    orders = table(Order)
-    attempts = session.exec(
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.status == STATUS_BEFORE[step])
-        .values(
-            step=step,
-            step_attempts=case((orders.c.step == step, orders.c.step_attempts + 1), else_=1),
-        )
-        .returning(orders.c.step_attempts)
-    ).scalar_one_or_none()
+    params = {"count_order_id": order_id, "count_step": step, "from_status": STATUS_BEFORE[step]}
+    attempts = session.exec(_count_delivery(), params=params).scalar_one_or_none()
     if attempts is None:  # not in the step's starting status: a redelivery, or stopped
         status = session.exec(select(Order.status).where(Order.id == order_id)).first()
         if status is None:
@@ -113,6 +106,25 @@ def count_delivery(ctx: Context, session: Session, order_id: uuid.UUID, step: St
         log.error("order %s failed: %s", order_id, reason)
         return Next.STOP
     return Next.RUN
+
+
+@cache
+def _count_delivery() -> Update:
+    """`count_delivery`'s UPDATE, built once: every value is a parameter."""
+    orders = table(Order)
+    step = bindparam("count_step", type_=orders.c.step.type)
+    return (
+        update(orders)
+        .where(
+            orders.c.id == bindparam("count_order_id", type_=orders.c.id.type),
+            orders.c.status == bindparam("from_status", type_=orders.c.status.type),
+        )
+        .values(
+            step=step,
+            step_attempts=case((orders.c.step == step, orders.c.step_attempts + 1), else_=1),
+        )
+        .returning(orders.c.step_attempts)
+    )
 
 
 def finish(

@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-from sqlalchemy import insert
+from sqlalchemy import Insert, insert
 from sqlmodel import Session
 
 from orders import context
@@ -229,7 +230,12 @@ class UnknownMessage(ValueError):
 def enqueue(session: Session, message: Message) -> None:
     """Write the outbox row in the caller's transaction: it commits with the change that causes
     it, and the relay publishes it after."""
-    session.exec(insert(table(Outbox)).values(outbox_row(message, utcnow())))
+    session.exec(_outbox_insert(), params=outbox_row(message, utcnow()))
+
+
+@cache
+def _outbox_insert() -> Insert:
+    return insert(table(Outbox))
 
 
 def outbox_row(message: Message, now: datetime) -> dict[str, Any]:

@@ -5,8 +5,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 from sqlmodel import Session
 
@@ -107,15 +109,31 @@ def order_view(order: Order, lines: Iterable[OrderLine | Line]) -> OrderView:
     )
 
 
-def _lines(order_id: uuid.UUID, *also: Any) -> Any:
-    lines = table(OrderLine)
-    columns = (lines.c.sku, lines.c.name, lines.c.quantity, lines.c.unit_price, lines.c.line_total)
-    return sql_select(*columns, *also).where(lines.c.order_id == order_id).order_by(lines.c.id)
+@cache
+def _lines(with_authorization: bool) -> Any:
+    """The lines of the order `lines_order_id`, and with each the payment's authorization if
+    asked: built once."""
+    lines, payments = table(OrderLine), table(Payment)
+    order_id = bindparam("lines_order_id", type_=lines.c.order_id.type)
+    columns: list[Any] = [
+        lines.c.sku,
+        lines.c.name,
+        lines.c.quantity,
+        lines.c.unit_price,
+        lines.c.line_total,
+    ]
+    if with_authorization:
+        authorization = sql_select(payments.c.authorization_id).where(
+            payments.c.order_id == order_id
+        )
+        columns.append(authorization.scalar_subquery())
+    return sql_select(*columns).where(lines.c.order_id == order_id).order_by(lines.c.id)
 
 
 def load_lines(session: Session, order_id: uuid.UUID) -> tuple[Line, ...]:
     """An order's lines, in the order they were written (they never change after checkout)."""
-    return tuple(Line(*row) for row in session.exec(_lines(order_id)))
+    rows = session.exec(_lines(False), params={"lines_order_id": order_id})
+    return tuple(Line(*row) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -129,9 +147,7 @@ class Placed:
 
 def load_placed(session: Session, order_id: uuid.UUID) -> Placed:
     """The lines and the authorization, in one statement."""
-    payments = table(Payment)
-    authorization = sql_select(payments.c.authorization_id).where(payments.c.order_id == order_id)
-    rows = session.exec(_lines(order_id, authorization.scalar_subquery())).all()
+    rows = session.exec(_lines(True), params={"lines_order_id": order_id}).all()
     return Placed(tuple(Line(*row[:5]) for row in rows), rows[0][5])
 
 
