@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -24,7 +25,7 @@ from amqp.exceptions import AMQPError, MessageNacked
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as BrokerError
 from kombu.messaging import Producer
-from sqlalchemy import Table, Update, update
+from sqlalchemy import Integer, Update, bindparam, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -94,7 +95,8 @@ def relay_batch(
     is kept in `refused`, so the refusal is logged once."""
     outbox = table(Outbox)
     with sessions() as session:
-        rows = sorted(session.exec(claim(outbox, size)).all(), key=lambda row: row.id)
+        claimed = session.exec(_claim(), params={"size": size, "now": utcnow()}).all()
+        rows = sorted(claimed, key=lambda row: row.id)
         published: set[int] = set()
         try:
             for row in rows:
@@ -125,20 +127,22 @@ def relay_batch(
         return len(rows)
 
 
-def claim(outbox: Table, size: int) -> Update:
+@cache
+def _claim() -> Update:
     """The oldest `size` unpublished rows, locked (rows another relay holds are skipped) and marked
-    published, returned."""
+    published at `now`, returned. Built once."""
+    outbox = table(Outbox)
     oldest = (
         sql_select(outbox.c.id)
         .where(outbox.c.published_at.is_(None))
         .order_by(outbox.c.id)
-        .limit(size)
+        .limit(bindparam("size", type_=Integer))
         .with_for_update(skip_locked=True)
     )
     return (
         update(outbox)
         .where(outbox.c.id.in_(oldest.scalar_subquery()))
-        .values(published_at=utcnow())
+        .values(published_at=bindparam("now", type_=outbox.c.published_at.type))
         .returning(outbox.c.id, outbox.c.kind, outbox.c.payload)
     )
 
