@@ -5,9 +5,11 @@ import hashlib
 import os
 import signal
 import uuid
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, update
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import Select
 
 from fulfillment import notify
 from fulfillment.config import WorkerSettings
@@ -21,14 +23,19 @@ from orders.view import invoice_number_text, load_view
 def next_number(session: Session, counter_model: type[SQLModel]) -> int:
     """The next number of a gapless series (invoices, credit notes): its one counter row is
     locked by the UPDATE until the caller's transaction ends, and a rollback gives the number back."""
+    number: int = session.exec(_take_number(counter_model)).scalar_one()
+    return number
+
+
+@cache
+def _take_number(counter_model: type[SQLModel]) -> Update:
     counter = table(counter_model)
-    number: int = session.exec(
+    return (
         update(counter)
         .where(counter.c.id == 1)
         .values(last_number=counter.c.last_number + 1)
         .returning(counter.c.last_number)
-    ).scalar_one()
-    return number
+    )
 
 
 def render_invoice(ctx: Context, order_id: uuid.UUID, _: Handover | None = None) -> Next:
@@ -42,12 +49,9 @@ def render_invoice(ctx: Context, order_id: uuid.UUID, _: Handover | None = None)
     pdf = render_pdf(document)
 
     def store(session: Session, order: Order) -> dict[str, str]:
-        invoices = table(Invoice)
-        session.exec(
-            update(invoices)
-            .where(invoices.c.order_id == order_id, invoices.c.pdf.is_(None))
-            .values(pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), rendered_at=utcnow())
-        )
+        sha256 = hashlib.sha256(pdf).hexdigest()
+        params = {"store_order_id": order_id, "store_pdf": pdf, "sha": sha256, "now": utcnow()}
+        session.exec(_store(), params=params)
         return {"invoice_number": document.number}
 
     lines = document.order.lines
@@ -64,11 +68,8 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         if decision is not Next.RUN:
             session.commit()
             return decision, None
-        order, row = session.exec(  # the order (locked by count_delivery) and its invoice if any
-            select(Order, Invoice)
-            .outerjoin(Invoice, col(Invoice.order_id) == col(Order.id))
-            .where(Order.id == order_id)
-        ).one()
+        # the order (locked by count_delivery) and its invoice if any
+        order, row = session.exec(_order_and_invoice(), params={"oi_order_id": order_id}).one()
         if row is None:
             number = next_number(session, InvoiceCounter)
             row = Invoice(order_id=order_id, number=number, issued_at=utcnow())
@@ -77,6 +78,34 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         session.commit()
     document = invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
     return decision, document
+
+
+@cache
+def _order_and_invoice() -> Select[Order, Invoice]:
+    order_id = bindparam("oi_order_id", type_=table(Order).c.id.type)
+    return (
+        select(Order, Invoice)
+        .outerjoin(Invoice, col(Invoice.order_id) == col(Order.id))
+        .where(col(Order.id) == order_id)
+    )
+
+
+@cache
+def _store() -> Update:
+    """The rendered PDF stored, unless a delivery before stored it."""
+    invoices = table(Invoice)
+    return (
+        update(invoices)
+        .where(
+            invoices.c.order_id == bindparam("store_order_id", type_=invoices.c.order_id.type),
+            invoices.c.pdf.is_(None),
+        )
+        .values(
+            pdf=bindparam("store_pdf", type_=invoices.c.pdf.type),
+            sha256=bindparam("sha", type_=invoices.c.sha256.type),
+            rendered_at=bindparam("now", type_=invoices.c.rendered_at.type),
+        )
+    )
 
 
 def shop(settings: WorkerSettings) -> ShopDetails:

@@ -4,8 +4,9 @@ capture got there first, refunded)."""
 
 import logging
 import uuid
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, update
 from sqlmodel import Session, select
 
 from fulfillment.runner import Context, Handover, cancel, count_delivery, finish
@@ -136,9 +137,24 @@ def _set_status(
     only_from: PaymentStatus | None = None,
 ) -> bool:
     """Set the payment's status (only if it is `only_from`, when given); whether it was set."""
-    payments = table(Payment)
-    change = update(payments).where(payments.c.order_id == order_id)
+    params = {"pay_order_id": order_id, "to_status": status, "now": utcnow()}
     if only_from is not None:
-        change = change.where(payments.c.status == only_from)
-    result = session.exec(change.values(status=status, updated_at=utcnow()))
+        params["only_from"] = only_from
+    result = session.exec(_set_status_statement(only_from is not None), params=params)
     return bool(result.rowcount)
+
+
+@cache
+def _set_status_statement(only_from: bool) -> Update:
+    payments = table(Payment)
+    change = update(payments).where(
+        payments.c.order_id == bindparam("pay_order_id", type_=payments.c.order_id.type)
+    )
+    if only_from:
+        change = change.where(
+            payments.c.status == bindparam("only_from", type_=payments.c.status.type)
+        )
+    return change.values(
+        status=bindparam("to_status", type_=payments.c.status.type),
+        updated_at=bindparam("now", type_=payments.c.updated_at.type),
+    )
