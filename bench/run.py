@@ -197,7 +197,7 @@ def run(smoke: bool) -> dict[str, Any]:
                 "render_limit_per_s": round(limit, 2),
                 "share_of_render_limit": round(flow["completed_per_s"] / limit, 2),
             }
-        results["pipeline"] = {"median_render_ms": round(render_s * 1000), "layouts": flows}
+        results["pipeline"] = {"median_render_ms": round(render_s * 1000, 1), "layouts": flows}
         results["memory"] = sampler.report()
 
         # A steady 5 orders/s, open loop, on the split layout: 202 -> completed when nothing queues.

@@ -139,8 +139,12 @@ def print_targets(results: dict[str, Any]) -> None:
     machine_limit = 1000 * results["machine"]["cpus"] / total
     s = results["steady"]
     rows = [
-        ("CPU per order outside the render", f"{total - render:.0f} ms", f"<= {render} ms"),
-        ("render worker CPU per order", f"{spent['render']:.0f} ms", f"<= {1.3 * render:.0f} ms"),
+        ("CPU per order outside the render", f"{total - render:.1f} ms", f"<= {render:.1f} ms"),
+        (
+            "render worker CPU per order",
+            f"{spent['render']:.1f} ms",
+            f"<= {1.3 * render:.1f} ms",
+        ),
         (
             "pipeline / machine limit (CPUs / CPU per order)",
             f"{split['completed_per_s'] / machine_limit:.0%} of {machine_limit:.1f}/s",
