@@ -1,0 +1,83 @@
+"""The pipeline alone, for comparing two commits: the split layout of `make bench`, a burst of
+orders, CPU per order of each process tree (and of each worker's parent alone) from /proc.
+
+    python -m bench.pipeline_cpu --orders 300
+
+A fresh bench database, the API (2 uvicorn workers), the fake gateway at 50 ms, the relay and
+the split layout's workers; 20 orders to warm up, VACUUM ANALYZE, then the burst. Prints one
+JSON line. Run it for two commits alternated (machines drift by the hour).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import psycopg
+
+from bench.flows import LAYOUTS, pipeline, start_workers
+from bench.procs import TICK_S, cpu_spent, service_root, snapshot
+from bench.profile_workers import DB_URL
+from bench.task_cost import BROKER_URL
+from orders.db import libpq_url
+from stack.processes import ROOT, Stack, free_port
+from stack.services import empty_queues, fresh_database
+
+
+def own_cpu_s(pid: int) -> float:
+    """The process's own user + system time, without its children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=300)
+    count = parser.parse_args().orders
+    fresh_database(DB_URL)
+    empty_queues(BROKER_URL)
+    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
+        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
+    gateway, port = free_port(), free_port()
+    api = f"http://127.0.0.1:{port}"
+    env = {
+        "DATABASE_URL": DB_URL,
+        "BROKER_URL": BROKER_URL,
+        "PAYMENT_GATEWAY": "http",
+        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway}",
+        "LOG_FORMAT": "json",
+        "OPS_API_KEY": "bench",
+        "DB_POOL_SIZE": "10",
+    }
+    stack = Stack(ROOT / ".bench" / "logs", env)
+    try:
+        stack.fake("fakes.gateway", gateway, "--latency-ms", "50")
+        options = ("--workers", "2", "--no-access-log", "--log-level", "warning")
+        stack.api(port, "bench.app:app", *options)
+        stack.ready()
+        procs = snapshot()
+        roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
+        for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
+            if (root := service_root(process, procs)) is not None:
+                roots[name] = root
+        roots["relay"] = stack.relay().wait_ready().pid
+        layout = LAYOUTS["split"]
+        start_workers(stack, layout)
+        parents = {name: stack.named(name).pid for name, _, _ in layout}
+        roots |= parents
+        pipeline(api, DB_URL, 20, 120)
+        with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        before = {name: own_cpu_s(pid) for name, pid in parents.items()}
+        with cpu_spent(roots) as spent:
+            flow = pipeline(api, DB_URL, count, 400)
+        ms = {name: round(1000 * s / count, 1) for name, s in spent.items()}
+        ms["total"] = round(sum(ms.values()), 1)
+        for name, pid in parents.items():
+            ms[f"{name} parent"] = round(1000 * (own_cpu_s(pid) - before[name]) / count, 1)
+        print(json.dumps({"completed_per_s": flow["completed_per_s"], "cpu_ms_per_order": ms}))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
