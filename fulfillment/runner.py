@@ -6,7 +6,8 @@ order's row lock. No step publishes anything itself: the relay does, after the c
 gateway or the warehouse happen outside any transaction, under idempotency keys derived from the
 order, so a redelivered step repeats the call without repeating its effect.
 
-`begin` counts the delivery in a short transaction of its own, and a delivery that ends in a
+`begin` counts the delivery in a short transaction of its own (for a step that continues in its
+task, the commit of the step before it counts it: `Handover`), and a delivery that ends in a
 handled way (success, a scheduled retry) clears the count; so the count is of deliveries that
 crashed their worker, and a message that does so every time is recognised after
 `step_max_deliveries` and fails its order instead of looping forever.
