@@ -90,6 +90,18 @@ app.conf.update(
 )
 
 
+@signals.worker_before_create_process.connect
+def _freeze_before_fork(**_: Any) -> None:
+    """In the worker's main process, right before it forks a pool child (at start and at every
+    recycle): what is alive there (the modules, the app) goes to the collector's permanent
+    generation, after one full collection. A child's collections then never walk it, and its
+    pages stay shared with the parent instead of being copied when the collector touches them.
+    Measured: a child's first full collection (see below) took 82.8 ms of CPU with nothing
+    frozen, 1.9 ms with the parent's heap frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 _frozen = False
 
 
