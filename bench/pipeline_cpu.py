@@ -15,12 +15,12 @@ from pathlib import Path
 import psycopg
 
 from bench.flows import LAYOUTS, pipeline, start_workers
-from bench.procs import TICK_S, cpu_spent, service_root, snapshot
-from bench.profile_workers import DB_URL
+from bench.procs import TICK_S, cpu_spent, service_roots, snapshot
+from bench.profile_workers import DB_URL, profiled_stack
 from bench.task_cost import BROKER_URL
 from orders.db import libpq_url
-from stack.processes import ROOT, Stack, free_port
-from stack.services import empty_queues, fresh_database
+from stack.processes import free_port
+from stack.services import empty_queues
 
 
 def own_cpu_s(pid: int) -> float:
@@ -33,22 +33,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=300)
     count = parser.parse_args().orders
-    fresh_database(DB_URL)
     empty_queues(BROKER_URL)
-    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
-        conn.execute("UPDATE product SET stock_on_hand = 1000000000")
     gateway, port = free_port(), free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {
-        "DATABASE_URL": DB_URL,
-        "BROKER_URL": BROKER_URL,
-        "PAYMENT_GATEWAY": "http",
-        "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{gateway}",
-        "LOG_FORMAT": "json",
-        "OPS_API_KEY": "bench",
-        "DB_POOL_SIZE": "10",
-    }
-    stack = Stack(ROOT / ".bench" / "logs", env)
+    stack = profiled_stack(gateway, {"BROKER_URL": BROKER_URL, "DB_POOL_SIZE": "10"})
     try:
         stack.fake("fakes.gateway", gateway, "--latency-ms", "50")
         options = ("--workers", "2", "--no-access-log", "--log-level", "warning")
@@ -56,9 +44,7 @@ def main() -> None:
         stack.ready()
         procs = snapshot()
         roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
-        for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
-            if (root := service_root(process, procs)) is not None:
-                roots[name] = root
+        roots |= service_roots(procs)
         roots["relay"] = stack.relay().wait_ready().pid
         layout = LAYOUTS["split"]
         start_workers(stack, layout)

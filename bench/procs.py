@@ -58,6 +58,15 @@ def service_root(name: str, procs: dict[int, Proc]) -> int | None:
     return None
 
 
+def service_roots(procs: dict[int, Proc]) -> dict[str, int]:
+    """The roots of the services the stack runs on, where found: PostgreSQL and RabbitMQ."""
+    roots = {}
+    for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
+        if (root := service_root(process, procs)) is not None:
+            roots[name] = root
+    return roots
+
+
 def cpu_s(roots: dict[str, int], procs: dict[int, Proc]) -> dict[str, float]:
     return {
         name: sum(procs[pid].cpu_ticks for pid in tree(root, procs)) * TICK_S

@@ -26,7 +26,7 @@ import psycopg
 from bench.capacity import capacity, openloop, settle, within_budget
 from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
 from bench.imports import imports_phase, print_imports
-from bench.procs import RssSampler, cpu_spent, service_root, snapshot
+from bench.procs import RssSampler, cpu_spent, service_roots, snapshot
 from bench.round_trips import checkout_round_trips
 from bench.stream_load import streams_phase
 from bench.table import print_table
@@ -102,9 +102,7 @@ def run(smoke: bool) -> dict[str, Any]:
         sampler.start()
         procs = snapshot()
         roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
-        for name, process in (("postgres", "postgres"), ("rabbitmq", "beam.smp")):
-            if (root := service_root(process, procs)) is not None:
-                roots[name] = root
+        roots |= service_roots(procs)
 
         phase("checkout, open loop")
         seconds = 2 if smoke else 10
