@@ -1,17 +1,23 @@
 """The pipeline alone, for comparing two commits: the split layout of `make bench`, a burst of
 orders, CPU per order of each process tree (and of each worker's parent alone) from /proc.
 
-    python -m bench.pipeline_cpu --orders 300
+    python -m bench.pipeline_cpu --orders 300 [--webhooks]
 
 A fresh bench database, the API (2 uvicorn workers), the fake gateway at 50 ms, the relay and
 the split layout's workers; 20 orders to warm up, VACUUM ANALYZE, then the burst. Prints one
 JSON line. Run it for two commits alternated (machines drift by the hour).
+
+--webhooks: an endpoint on a fake receiver subscribes to every event of an order (five an
+order), and the burst waits until each of them is delivered too. The receiver's CPU is printed
+apart, not in the total: it stands for the shop's partner.
 """
 
 import argparse
 import json
+import time
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from bench.flows import LAYOUTS, pipeline, start_workers
@@ -21,6 +27,8 @@ from bench.task_cost import BROKER_URL
 from orders.db import libpq_url
 from stack.processes import free_port
 from stack.services import empty_queues
+
+EVENTS = ["order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed"]
 
 
 def own_cpu_s(pid: int) -> float:
@@ -32,16 +40,24 @@ def own_cpu_s(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=300)
-    count = parser.parse_args().orders
+    parser.add_argument("--webhooks", action="store_true", help="an endpoint for every event")
+    args = parser.parse_args()
+    count = args.orders
     empty_queues(BROKER_URL)
-    gateway, port = free_port(), free_port()
+    gateway, port, receiver = free_port(), free_port(), free_port()
     api = f"http://127.0.0.1:{port}"
-    stack = profiled_stack(gateway, {"BROKER_URL": BROKER_URL, "DB_POOL_SIZE": "10"})
+    env = {"BROKER_URL": BROKER_URL, "DB_POOL_SIZE": "10"}
+    env |= {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "WEBHOOK_ALLOWED_PORTS": str(receiver)}
+    stack = profiled_stack(gateway, env)
     try:
         stack.fake("fakes.gateway", gateway, "--latency-ms", "50")
+        if args.webhooks:
+            stack.fake("fakes.receiver", receiver)
         options = ("--workers", "2", "--no-access-log", "--log-level", "warning")
         stack.api(port, "bench.app:app", *options)
         stack.ready()
+        if args.webhooks:
+            subscribe(api, f"http://127.0.0.1:{receiver}/bench")
         procs = snapshot()
         roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
         roots |= service_roots(procs)
@@ -50,19 +66,45 @@ def main() -> None:
         start_workers(stack, layout)
         parents = {name: stack.named(name).pid for name, _, _ in layout}
         roots |= parents
+        if args.webhooks:
+            roots["receiver"] = stack.named("receiver").pid
         pipeline(api, DB_URL, 20, 120)
+        delivered(20 * len(EVENTS) if args.webhooks else 0, 120)
         with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         before = {name: own_cpu_s(pid) for name, pid in parents.items()}
         with cpu_spent(roots) as spent:
             flow = pipeline(api, DB_URL, count, 400)
+            delivered((20 + count) * len(EVENTS) if args.webhooks else 0, 400)
         ms = {name: round(1000 * s / count, 1) for name, s in spent.items()}
+        partner = {"receiver": ms.pop("receiver")} if args.webhooks else {}
         ms["total"] = round(sum(ms.values()), 1)
+        ms |= partner
         for name, pid in parents.items():
             ms[f"{name} parent"] = round(1000 * (own_cpu_s(pid) - before[name]) / count, 1)
         print(json.dumps({"completed_per_s": flow["completed_per_s"], "cpu_ms_per_order": ms}))
     finally:
         stack.stop()
+
+
+def subscribe(api: str, url: str) -> None:
+    body = {"url": url, "event_types": EVENTS}
+    response = httpx.post(f"{api}/ops/webhook-endpoints", json=body, headers={"X-API-Key": "bench"})
+    response.raise_for_status()
+
+
+def delivered(expected: int, timeout_s: float) -> None:
+    """Wait until `expected` webhook deliveries are delivered."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
+        while True:
+            query = "SELECT count(*) FROM webhook_delivery WHERE status = 'delivered'"
+            row = conn.execute(query).fetchone()
+            if row is not None and row[0] >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{row} of {expected} webhooks delivered after {timeout_s} s")
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

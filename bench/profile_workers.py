@@ -1,4 +1,5 @@
-"""Where the workers' CPU goes: py-spy samples the relay and every worker child while a burst of
+"""Where the workers' CPU goes: py-spy samples the relay and every worker (its main process and
+each pool child) while a burst of
 orders runs through the split layout (a render process per CPU, two step processes), then prints the heaviest
 functions of each, by the share of samples they are on the stack of (inclusive) and at the top
 of (self).
@@ -103,9 +104,10 @@ def main() -> None:
         layout = LAYOUTS["split"]
         start_workers(stack, layout)
         targets = [("relay", stack.named("relay").pid)]
-        targets += [
-            (name, child) for name, _, _ in layout for child in children(stack.named(name).pid)
-        ]
+        for name, _, _ in layout:
+            parent = stack.named(name).pid
+            targets += [(f"{name}-parent", parent)]
+            targets += [(name, child) for child in children(parent)]
         for name, pid in targets:
             raw = OUT / f"{name}-{pid}.txt"
             spies.append((spy(pid, raw, rate=250), raw))

@@ -4,12 +4,13 @@
 
 POST /{path}: recorded (headers and raw body), then answered with the next status of that path's
 script (then its default). PUT /_admin/script/{path} sets the script; GET /_admin/received/{path}
-returns what came in.
+returns what came in, GET /_admin/most-at-once/{path} the most requests it had open at once.
 """
 
 import argparse
 import asyncio
 import base64
+import collections
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class Script(BaseModel):
 class Inbox:
     scripts: dict[str, Script] = field(default_factory=dict)
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    open: collections.Counter[str] = field(default_factory=collections.Counter)
+    most_open: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 def create_app() -> FastAPI:
@@ -45,10 +48,15 @@ def create_app() -> FastAPI:
     async def received(path: str) -> list[dict[str, Any]]:
         return inbox.received.get(path, [])
 
+    @app.get("/_admin/most-at-once/{path}")
+    async def most_at_once(path: str) -> int:
+        return inbox.most_open[path]
+
     @app.post("/_admin/reset", status_code=204)
     async def reset() -> None:
         inbox.scripts.clear()
         inbox.received.clear()
+        inbox.most_open.clear()
 
     @app.post("/{path}")
     async def receive(path: str, request: Request) -> JSONResponse:
@@ -57,8 +65,13 @@ def create_app() -> FastAPI:
             {"headers": dict(request.headers), "body_b64": base64.b64encode(body).decode()}
         )
         script = inbox.scripts.setdefault(path, Script())
-        if script.delay_ms:
-            await asyncio.sleep(script.delay_ms / 1000)
+        inbox.open[path] += 1
+        inbox.most_open[path] = max(inbox.most_open[path], inbox.open[path])
+        try:
+            if script.delay_ms:
+                await asyncio.sleep(script.delay_ms / 1000)
+        finally:
+            inbox.open[path] -= 1
         status = script.statuses.pop(0) if script.statuses else script.default
         headers = (
             {"retry-after": script.retry_after}

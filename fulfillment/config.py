@@ -49,10 +49,19 @@ class WorkerSettings(Settings):
     webhook_retry_horizon_hours: float = 72.0  # Stripe's 3 days
     webhook_backoff_base_s: float = 5.0
     webhook_backoff_max_s: float = 6 * 3600.0
+    # Requests open at once to one endpoint: each is a batch sending one delivery at a time.
     webhook_max_in_flight_per_endpoint: int = 4
+    # Deliveries to one endpoint in one message (the relay groups them), and how long a batch
+    # may go on starting requests (the rest are due again at once); with the record's retries,
+    # within the task's soft time limit.
+    webhook_batch_size: int = 20
+    webhook_batch_budget_s: float = 40.0
     webhook_disable_after_failures: int = 10  # consecutive failed deliveries
     webhook_attempt_retention_days: int = 30
     webhook_sweep_interval_s: float = 1.0
+    # New deliveries wait at most this long after the last sweep, so that in a burst those to one
+    # endpoint go out together (see fulfillment.relay).
+    webhook_linger_s: float = 0.2
     # An attempt that went out is recorded with retries for this long if the database fails.
     webhook_record_retry_s: float = 60.0
 

@@ -1,21 +1,30 @@
-"""Sending one webhook delivery: claim it under the endpoint's in-flight cap, sign the stored
-event's bytes, POST them, record the attempt, and schedule the next one in the database."""
+"""Sending webhook deliveries in batches: a task gets several deliveries to one endpoint (the relay
+groups what is due by endpoint), claims them at once under the endpoint's in-flight cap, signs the
+stored events' bytes, POSTs them one after another on one connection, and records every attempt
+and the next one in one transaction. A task and two transactions per batch, where there were a
+task and two transactions per delivery.
+
+The cap counts claims, that is requests open at once to the endpoint: each claim sends one at a
+time. A receiver that fails (a timeout, 5xx, 429) or answers 410 stops its batch, so that one task
+does not wait out a dead endpoint's timeouts one after another: what was not sent yet is due
+again at once, no attempt counted (the failed delivery alone waits for its retry, so none blocks
+the others behind it)."""
 
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import delete, func
+from sqlalchemy import delete, distinct, func, or_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from fulfillment.config import WorkerSettings
+from fulfillment.webhook_requests import USER_AGENT, Outcome, Request, send
 from orders.models import (
     DeliveryStatus,
     OrderEvent,
@@ -26,198 +35,176 @@ from orders.models import (
     utcnow,
 )
 from orders.webhooks import (
-    Allowed,
-    RefusedDestination,
     Verdict,
-    check_addresses,
-    check_url,
     message_id,
     next_attempt,
     payload_bytes,
     retry_after_s,
     signature_headers,
-    verdict_for,
 )
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "orders-webhooks/1.0"
+# What stops a batch: the receiver is failing, or asked us to stop.
+STOPS = (Verdict.RETRY, Verdict.GONE)
 
 
 @dataclass(frozen=True)
-class Request:
-    delivery_id: uuid.UUID
-    url: str
-    body: bytes
-    headers: dict[str, str]
+class Claim:
+    endpoint_id: uuid.UUID
+    requests: list[Request]  # in the order of their events
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: int | None
-    body_excerpt: str | None
-    retry_after: str | None
-    error: str | None
-    duration_ms: int
-    refused: bool = False
-
-
-def claim(session: Session, settings: WorkerSettings, delivery_id: uuid.UUID) -> Request | None:
-    """Take the delivery for one attempt, if it is due and its endpoint has room in flight."""
+def claim(
+    session: Session, settings: WorkerSettings, delivery_ids: Sequence[uuid.UUID]
+) -> Claim | None:
+    """Take those of the deliveries that are still pending and not in flight for one attempt
+    each, if their endpoint has room for one more claim. The relay puts one endpoint's deliveries
+    in a message; any other endpoint's here are left to the sweep."""
     now = utcnow()
-    delivery = session.exec(
-        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
-    ).first()
-    if delivery is None or delivery.status != DeliveryStatus.PENDING:
-        return None
-    if delivery.in_flight_until is not None and delivery.in_flight_until > now:
-        return None  # a duplicate message: another worker is on it
-    endpoint = session.exec(
-        select(WebhookEndpoint).where(WebhookEndpoint.id == delivery.endpoint_id).with_for_update()
-    ).one()  # its row lock makes the in-flight count below exact
-    if not endpoint.enabled:
-        _finish(
-            session,
-            delivery,
-            DeliveryStatus.FAILED,
-            f"endpoint disabled: {endpoint.disabled_reason}",
+    deliveries = session.exec(
+        select(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.id).in_(delivery_ids),
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            or_(
+                col(WebhookDelivery.in_flight_until).is_(None),
+                col(WebhookDelivery.in_flight_until) <= now,
+            ),
         )
+        .order_by(col(WebhookDelivery.event_id))
+        # Waits for the relay's commit (it may still hold the rows it just sent), or another
+        # claim's, which leaves them in flight.
+        .with_for_update()
+    ).all()
+    if not deliveries:
+        return None
+    endpoint_id = deliveries[0].endpoint_id
+    deliveries = [d for d in deliveries if d.endpoint_id == endpoint_id]
+    endpoint = session.exec(
+        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).with_for_update()
+    ).one()  # its row lock makes the count of claims below exact
+    if not endpoint.enabled:
+        for delivery in deliveries:
+            _finish(
+                delivery, DeliveryStatus.FAILED, f"endpoint disabled: {endpoint.disabled_reason}"
+            )
+        session.add_all(deliveries)
         session.commit()
         return None
-    in_flight = session.exec(
-        select(func.count())
-        .select_from(WebhookDelivery)
-        .where(
-            WebhookDelivery.endpoint_id == endpoint.id,
+    claims = session.exec(
+        select(func.count(distinct(col(WebhookDelivery.claim_id)))).where(
+            WebhookDelivery.endpoint_id == endpoint_id,
             col(WebhookDelivery.in_flight_until) > now,
         )
     ).one()
-    if in_flight >= settings.webhook_max_in_flight_per_endpoint:
-        delivery.next_attempt_at = now + timedelta(seconds=1)  # the sweep comes back for it
-        session.add(delivery)
+    if claims >= settings.webhook_max_in_flight_per_endpoint:
+        for delivery in deliveries:
+            delivery.next_attempt_at = now + timedelta(seconds=1)  # the sweep comes back for it
+        session.add_all(deliveries)
         session.commit()
         return None
 
-    lease = settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s + 30
-    delivery.in_flight_until = now + timedelta(seconds=lease)
-    delivery.attempts += 1
-    delivery.retry_until = delivery.retry_until or now + timedelta(
-        hours=settings.webhook_retry_horizon_hours
-    )
-    session.add(delivery)
-    event = session.get(OrderEvent, delivery.event_id)
-    assert event is not None
+    claim_id, lease = uuid.uuid4(), now + timedelta(seconds=lease_s(settings, len(deliveries)))
+    horizon = now + timedelta(hours=settings.webhook_retry_horizon_hours)
+    for delivery in deliveries:
+        delivery.in_flight_until, delivery.claim_id = lease, claim_id
+        delivery.attempts += 1
+        delivery.retry_until = delivery.retry_until or horizon
+    session.add_all(deliveries)
+    event_ids = [d.event_id for d in deliveries]
+    events = {
+        e.id: e for e in session.exec(select(OrderEvent).where(col(OrderEvent.id).in_(event_ids)))
+    }
     secrets = [endpoint.secret]
     if endpoint.previous_secret and (endpoint.previous_secret_expires_at or now) > now:
         secrets.append(endpoint.previous_secret)
     session.commit()
 
-    body = payload_bytes(event.type, event.occurred_at, event.seq, event.data)
-    headers = signature_headers(secrets, message_id(delivery.id), int(now.timestamp()), body)
-    return Request(delivery.id, endpoint.url, body, headers | {"user-agent": USER_AGENT})
-
-
-Resolver = Callable[[str], list[str]]
-
-
-def system_resolver(host: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise RefusedDestination(f"{host} does not resolve") from exc
-    return [str(info[4][0]) for info in infos]
-
-
-def pinned(url: str, allowed: Allowed, resolve: Resolver) -> tuple[httpx.URL, str]:
-    """Checked again at delivery time (the name may resolve elsewhere than when it was
-    registered), and resolved once: the request goes to the address that was checked, with the
-    name in its Host header (and TLS's SNI), so a DNS answer that changes in between reaches
-    nothing. Returns the URL to connect to and the host name."""
-    host = check_url(url, allowed).host
-    address = check_addresses(host, resolve(host), allowed)
-    target = f"[{address}]" if ":" in address else address
-    return httpx.URL(url).copy_with(host=target), host
-
-
-def send(
-    http: httpx.Client,
-    settings: WorkerSettings,
-    request: Request,
-    resolve: Resolver = system_resolver,
-) -> Outcome:
-    started = time.monotonic()
-
-    def elapsed() -> int:
-        return round((time.monotonic() - started) * 1000)
-
-    try:
-        url, host = pinned(request.url, settings.allowed_destinations(), resolve)
-    except RefusedDestination as refused:
-        return Outcome(None, None, None, f"refused: {refused}", elapsed(), refused=True)
-    sni = {"sni_hostname": host} if url.scheme == "https" else {}
-    try:
-        response = http.post(
-            url,
-            content=request.body,
-            headers=request.headers | {"host": httpx.URL(request.url).netloc.decode()},
-            timeout=httpx.Timeout(
-                settings.webhook_read_timeout_s, connect=settings.webhook_connect_timeout_s
-            ),
-            follow_redirects=False,
-            extensions=sni,
+    requests = []
+    for delivery in deliveries:
+        event = events[delivery.event_id]
+        body = payload_bytes(event.type, event.occurred_at, event.seq, event.data)
+        headers = signature_headers(secrets, message_id(delivery.id), int(now.timestamp()), body)
+        requests.append(
+            Request(delivery.id, endpoint.url, body, headers | {"user-agent": USER_AGENT})
         )
-    except httpx.HTTPError as exc:
-        return Outcome(None, None, None, f"{type(exc).__name__}: {exc}", elapsed())
-    return Outcome(
-        response.status_code,
-        response.text[:500],
-        response.headers.get("retry-after"),
-        None,
-        elapsed(),
-    )
+    return Claim(endpoint_id, requests)
+
+
+def lease_s(settings: WorkerSettings, count: int) -> float:
+    """How long a claim of `count` deliveries holds them: their requests at the timeouts, no
+    longer than the batch's budget allows, and 30 s to record them. A crashed claim's deliveries
+    are free again after it."""
+    per_request = settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s
+    return min(count * per_request, settings.webhook_batch_budget_s + per_request) + 30
 
 
 def record(
-    session: Session, settings: WorkerSettings, request: Request, outcome: Outcome
-) -> Verdict:
-    """Log the attempt, and settle the delivery: delivered, failed, or due again later."""
+    session: Session,
+    settings: WorkerSettings,
+    claimed: Claim,
+    sent: Sequence[tuple[Request, Outcome]],
+) -> list[Verdict]:
+    """Log each attempt and settle its delivery (delivered, failed, or due again later); the
+    deliveries not sent (the batch stopped, or ran out of time) are due again at once, no attempt
+    counted."""
     now = utcnow()
-    delivery = session.exec(
-        select(WebhookDelivery).where(WebhookDelivery.id == request.delivery_id).with_for_update()
-    ).one()
-    endpoint = session.exec(
-        select(WebhookEndpoint).where(WebhookEndpoint.id == delivery.endpoint_id).with_for_update()
-    ).one()
-    session.add(
-        WebhookAttempt(
-            delivery_id=delivery.id,
-            attempted_at=now,
-            request_headers={k: v for k, v in request.headers.items() if k != "webhook-signature"},
-            response_status=outcome.status,
-            response_body_excerpt=outcome.body_excerpt,
-            duration_ms=outcome.duration_ms,
-            error=outcome.error,
+    ids = [request.delivery_id for request in claimed.requests]
+    deliveries = {
+        d.id: d
+        for d in session.exec(
+            select(WebhookDelivery).where(col(WebhookDelivery.id).in_(ids)).with_for_update()
         )
-    )
-    verdict = Verdict.FAIL if outcome.refused else verdict_for(outcome.status)
-    error = outcome.error or (f"HTTP {outcome.status}" if verdict != Verdict.DELIVERED else None)
-    delivery.in_flight_until = None
-    if verdict == Verdict.DELIVERED:
-        _finish(session, delivery, DeliveryStatus.DELIVERED, None)
-        delivery.delivered_at = now
-        endpoint.consecutive_failures = 0
-    elif verdict == Verdict.RETRY and (when := _next(settings, delivery, outcome, now)):
-        delivery.next_attempt_at, delivery.last_error = when, error
-    else:
-        _finish(session, delivery, DeliveryStatus.FAILED, error)
-        endpoint.consecutive_failures += 1
-        if verdict == Verdict.GONE:
-            _disable(endpoint, "the receiver answered 410 Gone")
-        elif endpoint.consecutive_failures >= settings.webhook_disable_after_failures:
-            _disable(endpoint, f"{endpoint.consecutive_failures} consecutive failed deliveries")
-    session.add_all([delivery, endpoint])
+    }
+    endpoint = session.exec(
+        select(WebhookEndpoint).where(WebhookEndpoint.id == claimed.endpoint_id).with_for_update()
+    ).one()
+    verdicts = []
+    for request, outcome in sent:
+        delivery = deliveries[request.delivery_id]
+        session.add(attempt(delivery, request, outcome, now))
+        verdict = outcome.verdict
+        verdicts.append(verdict)
+        error = outcome.error or (
+            f"HTTP {outcome.status}" if verdict != Verdict.DELIVERED else None
+        )
+        if verdict == Verdict.DELIVERED:
+            _finish(delivery, DeliveryStatus.DELIVERED, None)
+            delivery.delivered_at = now
+            endpoint.consecutive_failures = 0
+        elif verdict == Verdict.RETRY and (when := _next(settings, delivery, outcome, now)):
+            _release(delivery)
+            delivery.next_attempt_at, delivery.last_error = when, error
+        else:
+            _finish(delivery, DeliveryStatus.FAILED, error)
+            endpoint.consecutive_failures += 1
+            if verdict == Verdict.GONE:
+                _disable(endpoint, "the receiver answered 410 Gone")
+            elif endpoint.consecutive_failures >= settings.webhook_disable_after_failures:
+                _disable(endpoint, f"{endpoint.consecutive_failures} consecutive failed deliveries")
+    for request in claimed.requests[len(sent) :]:
+        delivery = deliveries[request.delivery_id]
+        _release(delivery)
+        delivery.attempts -= 1
+        delivery.next_attempt_at = now
+    session.add_all([*deliveries.values(), endpoint])
     session.commit()
-    return verdict
+    return verdicts
+
+
+def attempt(
+    delivery: WebhookDelivery, request: Request, outcome: Outcome, now: datetime
+) -> WebhookAttempt:
+    return WebhookAttempt(
+        delivery_id=delivery.id,
+        attempted_at=now,
+        request_headers={k: v for k, v in request.headers.items() if k != "webhook-signature"},
+        response_status=outcome.status,
+        response_body_excerpt=outcome.body_excerpt,
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+    )
 
 
 def _next(
@@ -234,13 +221,14 @@ def _next(
     )
 
 
-def _finish(
-    session: Session, delivery: WebhookDelivery, status: DeliveryStatus, error: str | None
-) -> None:
+def _release(delivery: WebhookDelivery) -> None:
+    delivery.in_flight_until = delivery.claim_id = None
+
+
+def _finish(delivery: WebhookDelivery, status: DeliveryStatus, error: str | None) -> None:
     delivery.status, delivery.last_error = status, error
     delivery.next_attempt_at = None
-    delivery.in_flight_until = None
-    session.add(delivery)
+    _release(delivery)
 
 
 def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
@@ -253,34 +241,52 @@ def deliver(
     sessions: sessionmaker[Session],
     http: httpx.Client,
     settings: WorkerSettings,
-    delivery_id: uuid.UUID,
+    delivery_ids: Sequence[uuid.UUID],
 ) -> None:
-    """One attempt. A database error before the request goes out is the task's to retry; after
-    it, the outcome is recorded with retries here, so the attempt is neither lost nor repeated
-    (a delivery left in flight would be sent again when its lease runs out)."""
+    """One attempt for each delivery claimed, one after another, until the receiver fails or the
+    batch's budget would be overrun. A database error before a request goes out is the task's to
+    retry; after, the outcomes are recorded with retries here, so no attempt is lost or repeated
+    (a claim left in flight is sent again when its lease runs out)."""
     with sessions() as session:
-        request = claim(session, settings, delivery_id)
-    if request is None:
+        claimed = claim(session, settings, delivery_ids)
+    if claimed is None:
         return
-    outcome = send(http, settings, request)
-    verdict = record_with_retries(sessions, settings, request, outcome)
-    log.info("webhook %s: %s (%s)", delivery_id, verdict, outcome.status or outcome.error)
+    per_request = settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s
+    deadline = time.monotonic() + settings.webhook_batch_budget_s
+    sent: list[tuple[Request, Outcome]] = []
+    for request in claimed.requests:
+        if sent and time.monotonic() + per_request > deadline:
+            break
+        outcome = send(http, settings, request)
+        sent.append((request, outcome))
+        if outcome.verdict in STOPS:
+            break
+    verdicts = record_with_retries(sessions, settings, claimed, sent)
+    for (request, outcome), verdict in zip(sent, verdicts, strict=True):
+        log.info(
+            "webhook %s: %s (%s)", request.delivery_id, verdict, outcome.status or outcome.error
+        )
+    if len(sent) < len(claimed.requests):
+        log.info("webhooks: %d of the batch due again", len(claimed.requests) - len(sent))
 
 
 def record_with_retries(
-    sessions: sessionmaker[Session], settings: WorkerSettings, request: Request, outcome: Outcome
-) -> Verdict:
+    sessions: sessionmaker[Session],
+    settings: WorkerSettings,
+    claimed: Claim,
+    sent: Sequence[tuple[Request, Outcome]],
+) -> list[Verdict]:
     deadline, wait = time.monotonic() + settings.webhook_record_retry_s, 0.25
     while True:
         try:
             with sessions() as session:
-                return record(session, settings, request, outcome)
+                return record(session, settings, claimed, sent)
         except OperationalError as error:
             if time.monotonic() + wait > deadline:
                 raise
             log.warning(
-                "webhook %s sent, not recorded yet (again in %.2f s): %r",
-                request.delivery_id,
+                "%d webhooks sent, not recorded yet (again in %.2f s): %r",
+                len(sent),
                 wait,
                 error,
             )

@@ -1,8 +1,10 @@
-"""Publishing one outbox row: the message it stands for, as Celery tasks on the relay's own
-connection, each confirmed by the broker within BROKER_CONFIRM_TIMEOUT_S. The request id and
-order id travel along as message headers, for the workers' logs."""
+"""Publishing on the relay's own connection, each message confirmed by the broker within
+BROKER_CONFIRM_TIMEOUT_S: an outbox row's message (the request id and order id travel along as
+message headers, for the workers' logs), and the webhook deliveries that are due, grouped by
+endpoint."""
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from fulfillment.celery_app import app
 from fulfillment.config import settings
 from fulfillment.observability import correlation_headers
 from orders import context
-from orders.messages import DELIVER_WEBHOOK, DeliverWebhooks, UnknownMessage, parse
+from orders.messages import DELIVER_WEBHOOKS, UnknownMessage, parse
 from orders.models import DeliveryStatus, WebhookDelivery, table, utcnow
 
 log = logging.getLogger("fulfillment.relay")
@@ -22,11 +24,10 @@ log = logging.getLogger("fulfillment.relay")
 DELIVERY_LEASE = timedelta(minutes=5)
 
 
-def publish(
-    session: Session, row_id: int, kind: str, payload: dict[str, Any], producer: Producer
-) -> None:
-    """One outbox row -> its messages, each confirmed by the broker before this returns. The
-    request id and order id travel along as message headers, for the workers' logs."""
+def publish(row_id: int, kind: str, payload: dict[str, Any], producer: Producer) -> None:
+    """One outbox row -> its message, confirmed by the broker before this returns. The request
+    id and order id travel along as message headers, for the workers' logs. (Rows that say
+    webhook deliveries are due publish nothing themselves: see relay.relay_batch.)"""
     try:
         message = parse(kind, payload)
     except UnknownMessage:
@@ -36,10 +37,6 @@ def publish(
     about = message.about()
     context.order_id.set(str(about) if about else None)
     headers = correlation_headers()
-    if isinstance(message, DeliverWebhooks):
-        which = WebhookDelivery.event_id == message.event_id
-        publish_deliveries(session, which, producer, headers)
-        return
     priority = message.task.priority if settings.step_priorities else 0
     send(producer, message.task.name, message.task_args(), headers, priority)
     log.info("published %s", message.task.name)
@@ -72,18 +69,14 @@ def _publish_failed(error: BaseException, interval: float) -> None:
     log.warning("publish failed (%r); again on a new connection in %.1f s", error, interval)
 
 
-def publish_deliveries(
-    session: Session,
-    which: Any,
-    producer: Producer,
-    headers: dict[str, str] | None = None,
-    limit: int = 500,
-) -> int:
-    """Send the pending deliveries matched by `which`, and push their next attempt a lease away, so
-    the sweep does not send them again while they wait in the queue (it will if they get lost)."""
+def publish_deliveries(session: Session, which: Any, producer: Producer, limit: int = 500) -> int:
+    """Send the pending deliveries matched by `which` that are not in flight: a message per
+    endpoint and WEBHOOK_BATCH_SIZE deliveries, in the order of their events. Their next attempt
+    is pushed a lease away, so the sweep does not send them again while they wait in the queue
+    (it will if they get lost)."""
     now = utcnow()
-    ids = session.exec(
-        select(WebhookDelivery.id)
+    due = session.exec(
+        select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
         .where(
             WebhookDelivery.status == DeliveryStatus.PENDING,
             which,
@@ -92,16 +85,22 @@ def publish_deliveries(
                 col(WebhookDelivery.in_flight_until) < now,
             ),
         )
+        .order_by(col(WebhookDelivery.event_id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    for delivery_id in ids:
-        send(producer, DELIVER_WEBHOOK.name, (str(delivery_id),), headers)
-    if ids:
+    by_endpoint: dict[uuid.UUID, list[str]] = {}
+    for delivery_id, endpoint_id in due:
+        by_endpoint.setdefault(endpoint_id, []).append(str(delivery_id))
+    size = settings.webhook_batch_size
+    for ids in by_endpoint.values():
+        for start in range(0, len(ids), size):
+            send(producer, DELIVER_WEBHOOKS.name, tuple(ids[start : start + size]), None)
+    if due:
         deliveries = table(WebhookDelivery)
         session.exec(
             update(deliveries)
-            .where(deliveries.c.id.in_(ids))
+            .where(deliveries.c.id.in_([delivery_id for delivery_id, _ in due]))
             .values(next_attempt_at=now + DELIVERY_LEASE)
         )
-    return len(ids)
+    return len(due)

@@ -16,6 +16,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -39,7 +40,7 @@ from fulfillment.publishing import publish, publish_deliveries
 from orders import context, lifecycle, refunds, stock_import
 from orders.context import configure_logging
 from orders.db import connect_args, make_engine, make_sessionmaker
-from orders.messages import enqueue
+from orders.messages import DeliverWebhooks, enqueue
 from orders.models import Outbox, WebhookDelivery, table, utcnow
 
 log = logging.getLogger("fulfillment.relay")
@@ -81,10 +82,16 @@ def sweep_due_deliveries(sessions: sessionmaker[Session], producer: Producer) ->
         return sent
 
 
+@dataclass(frozen=True)
+class Batch:
+    claimed: int  # rows
+    webhooks_due: bool  # some said that webhook deliveries are due
+
+
 def relay_batch(
     sessions: sessionmaker[Session], size: int, refused: set[int], producer: Producer
-) -> int:
-    """Publish up to `size` unpublished rows and mark them; returns how many rows were claimed.
+) -> Batch:
+    """Publish up to `size` unpublished rows and mark them.
 
     One statement claims and marks the rows: their row locks are held until the commit, after
     the broker confirmed them, and a row that did not reach the broker is unmarked before it. A
@@ -92,16 +99,25 @@ def relay_batch(
 
     A row the broker refuses (a nack: say, a queue at its length limit with `reject-publish`)
     stays unpublished and is offered again with the next batch; the rows after it go on. Its id
-    is kept in `refused`, so the refusal is logged once."""
+    is kept in `refused`, so the refusal is logged once.
+
+    A row that says webhook deliveries are due publishes nothing itself: the deliveries are rows
+    of their own, due at once, and the relay's next sweep sends every due one, a message per
+    endpoint and batch (see Relay.run)."""
     outbox = table(Outbox)
+    webhooks_due = False
     with sessions() as session:
         claimed = session.exec(_claim(), params={"size": size, "now": utcnow()}).all()
         rows = sorted(claimed, key=lambda row: row.id)
         published: set[int] = set()
         try:
             for row in rows:
+                if row.kind == DeliverWebhooks.kind:
+                    webhooks_due = True
+                    published.add(row.id)
+                    continue
                 try:
-                    publish(session, row.id, row.kind, row.payload, producer)
+                    publish(row.id, row.kind, row.payload, producer)
                 except BrokerError as error:
                     if not isinstance(error.__cause__, MessageNacked):
                         raise  # the broker is unreachable: every row waits
@@ -124,7 +140,7 @@ def relay_batch(
                         update(outbox).where(outbox.c.id.in_(unsent)).values(published_at=None)
                     )
                 session.commit()
-        return len(rows)
+    return Batch(len(rows), webhooks_due)
 
 
 @cache
@@ -178,7 +194,7 @@ class Relay:
         self.refused: set[int] = set()
         self.connection: Connection | None = None
         self.producer: Producer | None = None
-        self.next_sweep = self.next_purge = 0.0
+        self.next_sweep = self.next_purge = self.last_sweep = 0.0
         self.next_stall_check = time.monotonic() + config.stall_check_interval_s
 
     def _listen(self) -> None:
@@ -225,9 +241,13 @@ class Relay:
         self.connection = self.producer = None
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
-        """Until stopped: publish, do what is due, wait for a NOTIFY or the poll interval. The
-        broker or the database gone (a restart, a network cut) is waited out, not a crash: the
-        rows wait in the outbox, and the pools reconnect when it is back."""
+        """Until stopped: publish, do what is due, wait for a NOTIFY, the poll interval or the
+        next sweep. The broker or the database gone (a restart, a network cut) is waited out, not
+        a crash: the rows wait in the outbox, and the pools reconnect when it is back.
+
+        New webhook deliveries bring the sweep forward, to at most WEBHOOK_LINGER_S after the
+        last one: an event's webhooks go out at once when the shop is quiet, and in a burst the
+        deliveries to one endpoint gather into batches (a task each) rather than a task each."""
         log.info("relay started; broker %s", app.conf.broker_url.split("@")[-1])
         broker = Outage("broker", self.config.relay_max_backoff_s)
         database = Outage("database", self.config.relay_max_backoff_s)
@@ -235,12 +255,18 @@ class Relay:
             try:
                 self._listen()
                 producer, size = self._producer(), self.config.relay_batch_size
-                while relay_batch(self.sessions, size, self.refused, producer) == size:
-                    pass
+                while True:
+                    batch = relay_batch(self.sessions, size, self.refused, producer)
+                    if batch.webhooks_due:
+                        soon = self.last_sweep + self.config.webhook_linger_s
+                        self.next_sweep = min(self.next_sweep, soon)
+                    if batch.claimed < size:
+                        break
                 self._periodic(producer)
                 broker.over()
                 database.over()
-                self._wait_for_work(self.config.relay_poll_interval_s)
+                until_sweep = max(0.0, self.next_sweep - time.monotonic())
+                self._wait_for_work(min(self.config.relay_poll_interval_s, until_sweep))
             except BROKER_DOWN as error:
                 self._drop_connection()
                 broker.wait(error)
@@ -252,6 +278,7 @@ class Relay:
         now = time.monotonic()
         if now >= self.next_sweep:
             sweep_due_deliveries(self.sessions, producer)
+            self.last_sweep = now
             self.next_sweep = now + self.config.webhook_sweep_interval_s
         if now >= self.next_stall_check:
             idle_for = timedelta(seconds=self.config.stall_after_s)

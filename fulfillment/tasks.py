@@ -179,14 +179,15 @@ def ship_order(order_id: str) -> None:
 
 
 @app.task(
-    name=messages.DELIVER_WEBHOOK.name,
+    name=messages.DELIVER_WEBHOOKS.name,
     **retried(OperationalError, max_retries=MAX_RETRIES),  # the database, before sending
 )
-def deliver_webhook(delivery_id: str) -> None:
-    """A receiver's failures are not retried here: the next attempt is a time in the database
-    that the relay's sweep reads."""
+def deliver_webhooks(*delivery_ids: str) -> None:
+    """Deliveries to one endpoint, sent one after another. A receiver's failures are not retried
+    here: the next attempt is a time in the database that the relay's sweep reads."""
     ctx = context()
-    deliveries.deliver(ctx.sessions, ctx.http, settings, uuid.UUID(delivery_id))
+    ids = [uuid.UUID(delivery_id) for delivery_id in delivery_ids]
+    deliveries.deliver(ctx.sessions, ctx.http, settings, ids)
 
 
 @app.task(

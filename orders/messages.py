@@ -53,7 +53,8 @@ REFUND_PAYMENT = Task(
 RENDER_CREDIT_NOTE = Task("fulfillment.render_credit_note", Queue.INVOICES, takes_order_id=False)
 SYNC_WAREHOUSE = Task("fulfillment.sync_warehouse", Queue.STEPS, priority=5)
 SHIP_ORDER = Task("fulfillment.ship_order", Queue.STEPS, priority=MAX_PRIORITY)
-DELIVER_WEBHOOK = Task("fulfillment.deliver_webhook", Queue.WEBHOOKS, takes_order_id=False)
+# Called with the ids of deliveries to one endpoint, sent in a batch.
+DELIVER_WEBHOOKS = Task("fulfillment.deliver_webhooks", Queue.WEBHOOKS, takes_order_id=False)
 IMPORT_STOCK = Task("fulfillment.import_stock", Queue.IMPORTS, takes_order_id=False)
 
 STEP_TASKS = {
@@ -70,7 +71,7 @@ TASKS = (
     RENDER_CREDIT_NOTE,
     SYNC_WAREHOUSE,
     SHIP_ORDER,
-    DELIVER_WEBHOOK,
+    DELIVER_WEBHOOKS,
     IMPORT_STOCK,
 )
 
@@ -184,11 +185,12 @@ class ShipOrder(OrderMessage):
 
 
 class DeliverWebhooks(Message):
-    """Send the event's pending webhook deliveries: one task per delivery (the relay reads
-    them)."""
+    """The event's webhook deliveries are due: the relay sends what is due (these and any retry)
+    grouped by endpoint, a task per endpoint and batch (the deliveries are rows of their own, so
+    this row only wakes the relay's sweep)."""
 
     kind = "deliver_webhooks"
-    runs = DELIVER_WEBHOOK
+    runs = DELIVER_WEBHOOKS
     event_id: int
     order_id: uuid.UUID | None = None  # None for the shop's own events (catalog.imported)
 

@@ -186,3 +186,9 @@ class FakeReceiver(FakeServer):
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
+
+    def most_at_once(self, path: str) -> int:
+        """The most requests to `path` the receiver had open at once."""
+        response = self.http.get(f"{self.url}/_admin/most-at-once/{path}")
+        response.raise_for_status()
+        return int(response.json())

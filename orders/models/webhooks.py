@@ -55,9 +55,12 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # Set at the first attempt (and again by a redelivery): no retry is scheduled past it.
     retry_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    # Set while an attempt runs: counts against the endpoint's in-flight cap; a crashed
-    # attempt's lease simply runs out.
+    # Set while an attempt runs, with the claim that holds it: a worker's task claims several
+    # deliveries to one endpoint and sends them one after another, so the endpoint's in-flight
+    # cap counts claims (requests open at once), not deliveries. A crashed claim's lease simply
+    # runs out.
     in_flight_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    claim_id: uuid.UUID | None = None
     last_error: str | None = Field(default=None, max_length=1000)
     delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = timestamp()

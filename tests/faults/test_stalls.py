@@ -141,7 +141,8 @@ def test_a_batch_keeps_the_marks_of_what_the_broker_took_and_not_of_what_it_refu
     with Connection(broker, transport_options={"confirm_publish": True}) as connection:
         for queue in app.conf.task_queues:
             queue(connection.default_channel).declare()
-        assert relay_batch(step_context.sessions, 10, refused, connection.Producer()) == 2
+        batch = relay_batch(step_context.sessions, 10, refused, connection.Producer())
+        assert batch.claimed == 2
 
     rows = db.execute("SELECT payload->>'step', published_at IS NOT NULL FROM outbox ORDER BY id")
     assert rows.fetchall() == [("render_invoice", False), ("reserve_inventory", True)]

@@ -3,6 +3,7 @@ to the Standard Webhooks spec (checked with the `standardwebhooks` package), ret
 database, every attempt logged."""
 
 import base64
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from fulfillment.config import WorkerSettings
-from fulfillment.deliveries import Request, purge_attempts, send
+from fulfillment.deliveries import purge_attempts
+from fulfillment.webhook_requests import Request, send
 from orders.config import Settings
 from orders.db import make_engine, make_sessionmaker
 from orders.messages import Queue
@@ -171,6 +173,61 @@ async def test_a_receiver_that_fails_twice_gets_the_same_message_a_third_time(sh
     assert [a[0] for a in attempts] == [503, 500, 200]
 
 
+def batches(processes: Stack) -> int:
+    """How many webhook tasks the worker took."""
+    return len(re.findall(r"deliver_webhooks\[[^]]+\] received", processes.named("worker").log()))
+
+
+async def placed_before_the_relay(client, processes: Stack, count_: int) -> list[str]:
+    """`count_` orders placed while no relay runs, then the relay: their `order.placed` events
+    wait in the outbox and reach the relay in one batch."""
+    processes.worker()
+    processes.ready()
+    ids = [(await place(client))["id"] for _ in range(count_)]
+    processes.relay()
+    processes.ready()
+    return ids
+
+
+async def test_deliveries_due_to_one_endpoint_go_out_in_one_task_in_event_order(
+    http_gateway_client, db, receiver, processes
+):
+    endpoint = await register(http_gateway_client, receiver.script("batched"), ["order.placed"])
+    ids = await placed_before_the_relay(http_gateway_client, processes, 3)
+    await eventually(
+        lambda: count(db, "webhook_delivery WHERE status = 'delivered'") == 3, what="three"
+    )
+
+    payloads = [verified(endpoint["secret"], m) for m in receiver.received("batched")]
+    assert [p["data"]["order"]["id"] for p in payloads] == ids  # one after another, in order
+    assert batches(processes) == 1
+    assert count(db, "webhook_attempt") == 3
+
+
+async def test_a_failing_receiver_stops_its_batch_and_hands_the_rest_back_unattempted(
+    http_gateway_client, db, receiver, processes
+):
+    await register(
+        http_gateway_client,
+        receiver.script("stops", statuses=[503], retry_after="1"),
+        ["order.placed"],
+    )
+    await placed_before_the_relay(http_gateway_client, processes, 3)
+    await eventually(
+        lambda: count(db, "webhook_delivery WHERE status = 'delivered'") == 3, what="three"
+    )
+
+    bodies = [m["body_b64"] for m in receiver.received("stops")]
+    # The 503 stopped the first batch at once; the other two went in the next, before the
+    # failed one's retry, so nothing waits behind a delivery the receiver keeps failing.
+    assert len(bodies) == 4
+    assert bodies[3] == bodies[0]
+    attempts = db.execute("SELECT attempts FROM webhook_delivery ORDER BY event_id").fetchall()
+    assert [a[0] for a in attempts] == [2, 1, 1]  # the two handed back were never attempted
+    assert count(db, "webhook_attempt") == 4
+    assert batches(processes) == 3
+
+
 async def test_410_disables_the_endpoint_and_other_4xx_fail_without_retry(shop, db, receiver):
     gone = await register(shop, receiver.script("gone", default=410), ["order.placed"])
     refusing = await register(shop, receiver.script("refusing", default=400), ["order.placed"])
@@ -265,10 +322,9 @@ async def test_a_slow_receiver_holds_neither_the_chain_nor_other_endpoints(shop,
     await eventually(
         lambda: len(receiver.received("quick")) == 3, what="the quick endpoint's three"
     )
-    # By then the slow one has had at most one attempt in flight at a time (the cap is 1).
+    # By then the slow one has had at most one request open at a time (the cap is 1).
     assert len(receiver.received("slow")) < 3
-    in_flight = count(db, "webhook_delivery WHERE in_flight_until > now()")
-    assert in_flight <= 1
+    assert receiver.most_at_once("slow") == 1
 
 
 async def test_retries_stop_at_the_horizon_and_repeated_failures_disable_the_endpoint(

@@ -167,7 +167,7 @@ async def order_detail(order_id: uuid.UUID, session: SessionDep) -> dict[str, An
         if invoice
         else None,
         "webhook_deliveries": [
-            d.model_dump(mode="json", exclude={"in_flight_until"}) for d in deliveries
+            d.model_dump(mode="json", exclude={"in_flight_until", "claim_id"}) for d in deliveries
         ],
         "cancellations": [
             c.model_dump(mode="json", exclude={"request_hash", "idempotency_key"})

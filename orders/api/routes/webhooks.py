@@ -216,12 +216,13 @@ def _due_again(now: datetime) -> dict[str, Any]:
         "retry_until": None,
         "last_error": None,
         "in_flight_until": None,
+        "claim_id": None,
     }
 
 
 def delivery_public(delivery: WebhookDelivery) -> WebhookDeliveryPublic:
     return WebhookDeliveryPublic(
-        **delivery.model_dump(exclude={"retry_until", "in_flight_until"}),
+        **delivery.model_dump(exclude={"retry_until", "in_flight_until", "claim_id"}),
         webhook_id=message_id(delivery.id),
     )
 
