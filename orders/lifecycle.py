@@ -14,7 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from orders import events
 from orders.messages import Message, RunStep, ShipOrder, SyncWarehouse, enqueue
 from orders.models import Invoice, Order, OrderStatus, Outbox, table, utcnow
-from orders.states import STATUS_BEFORE, WAITING_FOR, Step
+from orders.states import SHIPPABLE, STATUS_BEFORE, WAITING_FOR, Step
 from orders.view import Line, load_view, order_view
 
 STALLED = "order.stalled"
@@ -116,14 +116,15 @@ def stalled(session: Session, idle_for: timedelta, limit: int) -> Sequence[Order
     """Orders on their way that nothing moves: no progress for `idle_for`, and no message for them
     waiting to be published or published within that time (their step's message was lost, or a
     task gave up). A completed order that a warehouse ships (`order.ships`) is on its way until it
-    shipped. Locked; rows another relay holds are skipped."""
+    shipped; so is one partly refunded since (the rest ships: SHIPPABLE). Locked; rows another
+    relay holds are skipped."""
     cutoff = utcnow() - idle_for
     in_flight = exists().where(
         col(Outbox.order_id) == col(Order.id),
         or_(col(Outbox.published_at).is_(None), col(Outbox.published_at) > cutoff),
     )
     unshipped = and_(
-        col(Order.status) == OrderStatus.COMPLETED,
+        col(Order.status).in_(list(SHIPPABLE)),
         col(Order.ships).is_(True),
         col(Order.shipped_at).is_(None),
     )
@@ -142,7 +143,7 @@ def requeue(session: Session, order: Order) -> str:
     shipment), noted on its timeline (`order.stalled`), in the caller's transaction; returns the
     task's name. A task that did run finds its work done."""
     message: Message
-    if order.status == OrderStatus.COMPLETED:
+    if order.status in SHIPPABLE:
         shipped_next = order.warehouse_synced_at is not None
         message = (ShipOrder if shipped_next else SyncWarehouse)(order_id=order.id)
     else:

@@ -5,17 +5,15 @@ import dataclasses
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event
 
-from fulfillment import inventory, invoices, notify, payments, warehouse
+from fulfillment import inventory, invoices, notify, payments
 from fulfillment.runner import Context, Handover, begin, mark_failed
 from fulfillment.tasks import RUNNING, run_steps
-from orders import lifecycle
 from orders.payments import GatewayUnavailable, SandboxGateway
 from orders.states import Next, Step
 from tests.helpers import (
@@ -313,38 +311,3 @@ async def test_a_declined_capture_cancels_and_gives_the_stock_back(client, db, c
     assert cancelled[0]["reason"] == "capture_declined"
     assert cancelled[0]["decline_code"] == "card_declined"
     assert invoices.render_invoice(ctx, order_id) is Next.STOP
-
-
-async def test_shipping_consumes_the_reservation_once_and_a_lost_shipment_is_found(
-    client, db, ctx, fake_warehouse
-):
-    settings = ctx.settings.model_copy(update={"warehouse_url": fake_warehouse.url})
-    ctx = dataclasses.replace(ctx, settings=settings)
-    order_id = await placed(client)
-    inventory.reserve_inventory(ctx, order_id)
-    warehouse.sync_warehouse(ctx, order_id)
-    for step in (payments.capture_payment, invoices.render_invoice, notify.notify):
-        step(ctx, order_id)
-    # notify found the order synced and enqueued the shipment; as if that message had been sent
-    # ten minutes ago and lost:
-    db.execute("UPDATE outbox SET published_at = now() - interval '10 minutes'")
-    db.execute("""UPDATE "order" SET updated_at = now() - interval '10 minutes'""")
-
-    with ctx.sessions() as session:
-        stalled = lifecycle.stalled(session, timedelta(minutes=5), limit=10)
-        assert [order.id for order in stalled] == [order_id]
-        assert lifecycle.requeue(session, stalled[0]) == "fulfillment.ship_order"
-        session.commit()
-    warehouse.ship_order(ctx, order_id)
-    warehouse.ship_order(ctx, order_id)  # redelivered
-
-    assert stock(db, "MUG-001") == (498, 0)
-    assert count(db, "stock_reservation") == 0
-    assert len(fake_warehouse.stats()["shipments"]) == 1
-    assert event_types(db, str(order_id))[-3:] == [
-        "order.completed",
-        "order.stalled",
-        "order.shipped",
-    ]
-    with ctx.sessions() as session:  # shipped: nothing waits any more
-        assert lifecycle.stalled(session, timedelta(0), limit=10) == []
