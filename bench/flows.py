@@ -126,3 +126,29 @@ def steady(api: str, db_url: str, rate: float, seconds: float, timeout_s: float)
     started = time.perf_counter()
     ids = asyncio.run(place_steady(api, rate, seconds))
     return {"offered_rate": rate, "seconds": seconds} | completed(db_url, ids, started, timeout_s)
+
+
+# An order's events when it completes: an endpoint on all of them gets five deliveries an order.
+ORDER_EVENTS = ["order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed"]
+
+
+def subscribe(api: str, url: str, ops_key: str) -> str:
+    """An endpoint on every event of an order; its id."""
+    body = {"url": url, "event_types": ORDER_EVENTS}
+    response = httpx.post(f"{api}/ops/webhook-endpoints", json=body, headers={"X-API-Key": ops_key})
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def delivered(db_url: str, expected: int, timeout_s: float) -> None:
+    """Wait until `expected` webhook deliveries are delivered."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        while True:
+            query = "SELECT count(*) FROM webhook_delivery WHERE status = 'delivered'"
+            row = conn.execute(query).fetchone()
+            if row is not None and row[0] >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{row} of {expected} webhooks delivered after {timeout_s} s")
+            time.sleep(0.2)

@@ -14,21 +14,17 @@ apart, not in the total: it stands for the shop's partner.
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
-from bench.flows import LAYOUTS, pipeline, start_workers
+from bench.flows import LAYOUTS, ORDER_EVENTS, delivered, pipeline, start_workers, subscribe
 from bench.procs import TICK_S, cpu_spent, service_roots, snapshot
 from bench.profile_workers import DB_URL, profiled_stack
 from bench.task_cost import BROKER_URL
 from orders.db import libpq_url
 from stack.processes import free_port
 from stack.services import empty_queues
-
-EVENTS = ["order.placed", "order.reserved", "order.paid", "order.invoiced", "order.completed"]
 
 
 def own_cpu_s(pid: int) -> float:
@@ -57,7 +53,7 @@ def main() -> None:
         stack.api(port, "bench.app:app", *options)
         stack.ready()
         if args.webhooks:
-            subscribe(api, f"http://127.0.0.1:{receiver}/bench")
+            subscribe(api, f"http://127.0.0.1:{receiver}/bench", "bench")
         procs = snapshot()
         roots = {"api": stack.named("api").pid, "gateway": stack.named("gateway").pid}
         roots |= service_roots(procs)
@@ -69,13 +65,13 @@ def main() -> None:
         if args.webhooks:
             roots["receiver"] = stack.named("receiver").pid
         pipeline(api, DB_URL, 20, 120)
-        delivered(20 * len(EVENTS) if args.webhooks else 0, 120)
+        delivered(DB_URL, 20 * len(ORDER_EVENTS) if args.webhooks else 0, 120)
         with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         before = {name: own_cpu_s(pid) for name, pid in parents.items()}
         with cpu_spent(roots) as spent:
             flow = pipeline(api, DB_URL, count, 400)
-            delivered((20 + count) * len(EVENTS) if args.webhooks else 0, 400)
+            delivered(DB_URL, (20 + count) * len(ORDER_EVENTS) if args.webhooks else 0, 400)
         ms = {name: round(1000 * s / count, 1) for name, s in spent.items()}
         partner = {"receiver": ms.pop("receiver")} if args.webhooks else {}
         ms["total"] = round(sum(ms.values()), 1)
@@ -85,26 +81,6 @@ def main() -> None:
         print(json.dumps({"completed_per_s": flow["completed_per_s"], "cpu_ms_per_order": ms}))
     finally:
         stack.stop()
-
-
-def subscribe(api: str, url: str) -> None:
-    body = {"url": url, "event_types": EVENTS}
-    response = httpx.post(f"{api}/ops/webhook-endpoints", json=body, headers={"X-API-Key": "bench"})
-    response.raise_for_status()
-
-
-def delivered(expected: int, timeout_s: float) -> None:
-    """Wait until `expected` webhook deliveries are delivered."""
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
-        while True:
-            query = "SELECT count(*) FROM webhook_delivery WHERE status = 'delivered'"
-            row = conn.execute(query).fetchone()
-            if row is not None and row[0] >= expected:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{row} of {expected} webhooks delivered after {timeout_s} s")
-            time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,16 @@ import httpx
 import psycopg
 
 from bench.capacity import capacity, openloop, settle, within_budget
-from bench.flows import LAYOUTS, pipeline, render_processes, start_workers, steady
+from bench.flows import (
+    LAYOUTS,
+    ORDER_EVENTS,
+    delivered,
+    pipeline,
+    render_processes,
+    start_workers,
+    steady,
+    subscribe,
+)
 from bench.imports import imports_phase, print_imports
 from bench.procs import RssSampler, cpu_spent, service_roots, snapshot
 from bench.round_trips import checkout_round_trips
@@ -82,7 +91,7 @@ def run(smoke: bool) -> dict[str, Any]:
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         conn.execute("UPDATE product SET stock_on_hand = 1000000000")
 
-    gateway_port, api_port = free_port(), free_port()
+    gateway_port, api_port, receiver_port = free_port(), free_port(), free_port()
     api, gateway = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{gateway_port}"
     env |= {
         "PAYMENT_GATEWAY": "http",
@@ -90,6 +99,9 @@ def run(smoke: bool) -> dict[str, Any]:
         "LOG_FORMAT": "json",
         "OPS_API_KEY": "bench",
         "DB_POOL_SIZE": "10",
+        # The webhooks phase's receiver, on loopback.
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "WEBHOOK_ALLOWED_PORTS": str(receiver_port),
     }
     stack = Stack(folder / "logs", env)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "smoke": smoke}
@@ -206,6 +218,11 @@ def run(smoke: bool) -> dict[str, Any]:
         results["steady"] = steady(api, db_url, rate, seconds, 120 if smoke else 300)
         stack.stop({name for name, _, _ in split})
 
+        phase("pipeline with webhooks: an endpoint on every event of an order")
+        results["webhooks"] = webhooks_phase(
+            stack, api, db_url, roots, receiver_port, 5 if smoke else 300
+        )
+
         # A burst far beyond the workers' pace, first in first out and then with the steps
         # queue's priorities: when do the orders already on their way complete?
         count = 20 if smoke else 1000
@@ -227,6 +244,31 @@ def run(smoke: bool) -> dict[str, Any]:
     finally:
         stack.stop()
     return results
+
+
+def webhooks_phase(
+    stack: Stack, api: str, db_url: str, roots: dict[str, int], port: int, count: int
+) -> dict[str, Any]:
+    """The split layout's burst again, with an endpoint on a fake receiver subscribed to all five
+    events of an order: the CPU per order with its webhooks delivered (the receiver's not
+    counted: it stands for the shop's partner). The endpoint is deleted after."""
+    stack.fake("fakes.receiver", port)
+    endpoint = subscribe(api, f"http://127.0.0.1:{port}/bench", "bench")
+    split = LAYOUTS["split"]
+    start_workers(stack, split)
+    layout_roots = roots | {name: stack.named(name).pid for name, _, _ in split}
+    started = time.perf_counter()
+    with cpu_spent(layout_roots) as spent:
+        flow = pipeline(api, db_url, count, 120 if count < 20 else 400)
+        deliveries = count * len(ORDER_EVENTS)
+        delivered(db_url, deliveries, 120 if count < 20 else 400)
+    flow["deliveries"] = deliveries
+    flow["delivered_per_s"] = round(deliveries / (time.perf_counter() - started), 1)
+    flow["cpu_ms_per_order"] = {k: round(1000 * v / count, 1) for k, v in spent.items()}
+    stack.stop({name for name, _, _ in split} | {"receiver"})
+    headers = {"X-API-Key": "bench"}
+    httpx.delete(f"{api}/ops/webhook-endpoints/{endpoint}", headers=headers).raise_for_status()
+    return flow
 
 
 def main() -> None:

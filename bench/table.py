@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from bench.flows import ORDER_EVENTS
+
 BUDGET_MS = 500
 
 
@@ -76,6 +78,22 @@ def print_table(results: dict[str, Any]) -> None:
             f" -> {cpus} CPUs allow {1000 * cpus / total:.1f} orders/s"
         )
     print_targets(results)
+    w, split = results["webhooks"], next(f for f in layouts if f["layout"] == "split")
+    with_webhooks, without = (
+        sum(w["cpu_ms_per_order"].values()),
+        sum(split["cpu_ms_per_order"].values()),
+    )
+    parts = ", ".join(
+        f"{k} {v}" for k, v in sorted(w["cpu_ms_per_order"].items(), key=lambda kv: -kv[1])
+    )
+    print(
+        f"\nwebhooks: the split layout's burst with an endpoint on all five events of an order"
+        f" ({w['deliveries']} deliveries, sent in batches per endpoint, {w['delivered_per_s']}/s)"
+    )
+    print(
+        f"  CPU ms per order {with_webhooks:.0f} with them, {without:.0f} without"
+        f" ({(with_webhooks - without) / len(ORDER_EVENTS):.1f} ms a delivery): {parts}"
+    )
     bursts = results["burst"]
     print(
         f"\nburst: {bursts[0]['orders']} orders placed at once, split layout;"

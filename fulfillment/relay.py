@@ -6,7 +6,8 @@ before that commit means the row is published again later, never lost; the steps
 message harmless. The relay
 wakes on PostgreSQL NOTIFY (a trigger on outbox) and polls as a fallback.
 
-Periodically it also sends webhook retries that have come due, enqueues again what any order
+It also sends the webhook deliveries that are due (new ones right after their event, retries
+when their time comes), grouped by endpoint; and periodically it enqueues again what any order
 (its step, its void, refund or credit note) or stock import that stopped moving waits for
 (`STALL_AFTER_S`), and purges old webhook attempts.
 """
