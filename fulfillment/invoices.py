@@ -5,19 +5,21 @@ import hashlib
 import os
 import signal
 import uuid
+from datetime import datetime
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Update, bindparam, update
-from sqlmodel import Session, SQLModel, col, select
-from sqlmodel.sql.expression import Select
+from sqlalchemy import Insert, Update, bindparam, insert, update
+from sqlalchemy import select as sql_select
+from sqlmodel import Session, SQLModel, col
 
 from fulfillment import notify
 from fulfillment.config import WorkerSettings
 from fulfillment.pdf import BillingDocument, ShopDetails, invoice, render_pdf
 from fulfillment.runner import Context, Handover, count_delivery, finish
-from orders.models import Invoice, InvoiceCounter, Order, table, utcnow
+from orders.models import Invoice, InvoiceCounter, Order, OrderLine, table, utcnow
 from orders.states import Next, Step
-from orders.view import invoice_number_text, load_view
+from orders.view import Line, invoice_number_text, line_columns, order_view
 
 
 def next_number(session: Session, counter_model: type[SQLModel]) -> int:
@@ -68,25 +70,58 @@ def start_render(ctx: Context, order_id: uuid.UUID) -> tuple[Next, BillingDocume
         if decision is not Next.RUN:
             session.commit()
             return decision, None
-        # the order (locked by count_delivery) and its invoice if any
-        order, row = session.exec(_order_and_invoice(), params={"oi_order_id": order_id}).one()
+        # the order (locked by count_delivery), its invoice if any, and its lines
+        rows = session.exec(_order_invoice_and_lines(), params={"oi_order_id": order_id}).all()
+        order, row = rows[0][0], rows[0][1]
         if row is None:
-            number = next_number(session, InvoiceCounter)
-            row = Invoice(order_id=order_id, number=number, issued_at=utcnow())
-            session.add(row)
-        view = load_view(session, order)
+            issued_at = utcnow()
+            number = number_invoice(session, order_id, issued_at)
+        else:
+            number, issued_at = row.number, row.issued_at
+        view = order_view(order, tuple(Line(*line[2:]) for line in rows))
         session.commit()
-    document = invoice(invoice_number_text(row.number), row.issued_at, view, shop(ctx.settings))
+    document = invoice(invoice_number_text(number), issued_at, view, shop(ctx.settings))
     return decision, document
 
 
+def number_invoice(session: Session, order_id: uuid.UUID, issued_at: datetime) -> int:
+    """The order's invoice, with the next number of the series, in the caller's transaction. On
+    PostgreSQL one statement (the counter's UPDATE a data-modifying CTE of the INSERT); SQLite,
+    which has none, runs the two in turn."""
+    if session.get_bind().dialect.name != "postgresql":
+        number = next_number(session, InvoiceCounter)
+        values = {"order_id": order_id, "number": number, "issued_at": issued_at}
+        session.exec(insert(table(Invoice)).values(values))
+        return number
+    params = {"inv_order_id": order_id, "inv_issued_at": issued_at}
+    numbered: int = session.exec(_number_invoice(), params=params).scalar_one()
+    return numbered
+
+
 @cache
-def _order_and_invoice() -> Select[Order, Invoice]:
+def _number_invoice() -> Insert:
+    invoices, taken = table(Invoice), _take_number(InvoiceCounter).cte("taken")
+    values = sql_select(
+        bindparam("inv_order_id", type_=invoices.c.order_id.type),
+        taken.c.last_number,
+        bindparam("inv_issued_at", type_=invoices.c.issued_at.type),
+    )
+    columns = ["order_id", "number", "issued_at"]
+    return insert(invoices).from_select(columns, values).returning(invoices.c.number)
+
+
+@cache
+def _order_invoice_and_lines() -> Any:
+    """A row per line of the order: the order, its invoice (None before one is numbered) and the
+    line's columns. Built once."""
+    lines = table(OrderLine)
     order_id = bindparam("oi_order_id", type_=table(Order).c.id.type)
     return (
-        select(Order, Invoice)
+        sql_select(Order, Invoice, *line_columns())
         .outerjoin(Invoice, col(Invoice.order_id) == col(Order.id))
+        .join(lines, lines.c.order_id == col(Order.id))
         .where(col(Order.id) == order_id)
+        .order_by(lines.c.id)
     )
 
 

@@ -115,19 +115,19 @@ def _lines(with_authorization: bool) -> Any:
     asked: built once."""
     lines, payments = table(OrderLine), table(Payment)
     order_id = bindparam("lines_order_id", type_=lines.c.order_id.type)
-    columns: list[Any] = [
-        lines.c.sku,
-        lines.c.name,
-        lines.c.quantity,
-        lines.c.unit_price,
-        lines.c.line_total,
-    ]
+    columns = line_columns()
     if with_authorization:
         authorization = sql_select(payments.c.authorization_id).where(
             payments.c.order_id == order_id
         )
         columns.append(authorization.scalar_subquery())
     return sql_select(*columns).where(lines.c.order_id == order_id).order_by(lines.c.id)
+
+
+def line_columns() -> list[Any]:
+    """A line's columns, in the order `Line` takes them."""
+    lines = table(OrderLine)
+    return [lines.c.sku, lines.c.name, lines.c.quantity, lines.c.unit_price, lines.c.line_total]
 
 
 def load_lines(session: Session, order_id: uuid.UUID) -> tuple[Line, ...]:

@@ -113,8 +113,8 @@ async def test_each_task_of_an_order_sends_the_statements_pinned_here(client, db
     )
     assert statements_of(ctx, Step.RENDER_INVOICE, order_id) == (
         [
-            *["UPDATE", "SELECT"],  # the delivery counted; the order with its invoice
-            *["UPDATE", "INSERT", "SELECT"],  # the invoice numbered; the lines
+            *["UPDATE", "SELECT"],  # the delivery counted; the order, its invoice, its lines
+            "WITH",  # the invoice numbered
             *["SELECT", "UPDATE"],  # (the render) the order locked; the PDF stored
             *["WITH", "WITH", "UPDATE"],  # order.invoiced, order.completed: one row update
         ],
