@@ -37,7 +37,7 @@ from sqlmodel import Session, col
 from fulfillment.celery_app import app
 from fulfillment.config import WorkerSettings, settings
 from fulfillment.deliveries import purge_attempts
-from fulfillment.publishing import publish, publish_deliveries
+from fulfillment.publishing import declare, publish, publish_deliveries
 from orders import context, lifecycle, refunds, stock_import
 from orders.context import configure_logging
 from orders.db import connect_args, make_engine, make_sessionmaker
@@ -228,6 +228,7 @@ class Relay:
             self.connection = app.connection_for_write(heartbeat=self.config.broker_heartbeat_s)
             self.connection.ensure_connection(max_retries=1, timeout=5)
             self.producer = self.connection.Producer()
+            declare(self.producer)
         assert self.connection is not None
         with contextlib.suppress(TimeoutError):  # read what came in: the broker's heartbeats
             while True:
