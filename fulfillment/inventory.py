@@ -73,21 +73,14 @@ def _reserve_line() -> Update:
 
 def reserve_stock(session: Session, order_id: uuid.UUID, lines: Sequence[Line]) -> str | None:
     """Reserve every line of the order, in the caller's transaction. Returns the first SKU that is
-    short (the caller rolls back: all lines or none), or None when all are reserved. On
-    PostgreSQL the reservations' rows go in with the last line's UPDATE, as a data-modifying CTE
-    of it (a statement fewer); SQLite, which has none, inserts them after."""
-    rows = [{"order_id": order_id, "sku": x.sku, "quantity": x.quantity} for x in lines]
-    keep = insert(table(StockReservation)).values(rows)
-    with_the_last = session.get_bind().dialect.name == "postgresql"
+    short (the caller rolls back: all lines or none), or None when all are reserved."""
+    reservations, now = table(StockReservation), utcnow()
     # One lock order for every transaction, by SKU: no deadlocks.
-    ordered, now = sorted(lines, key=lambda line: line.sku), utcnow()
-    for line in ordered:
-        statement = _reserve_line()
-        if with_the_last and line is ordered[-1]:
-            statement = statement.add_cte(keep.cte("kept"))
+    for line in sorted(lines, key=lambda line: line.sku):
         params = {"line_sku": line.sku, "line_quantity": line.quantity, "now": now}
-        if session.exec(statement, params=params).rowcount != 1:
+        reserved = session.exec(_reserve_line(), params=params)
+        if reserved.rowcount != 1:
             return line.sku
-    if not with_the_last:
-        session.exec(keep)
+    rows = [{"order_id": order_id, "sku": x.sku, "quantity": x.quantity} for x in lines]
+    session.exec(insert(reservations).values(rows))
     return None

@@ -103,8 +103,7 @@ async def test_each_task_of_an_order_sends_the_statements_pinned_here(client, db
     assert statements_of(ctx, Step.RESERVE_INVENTORY, order_id) == (
         [
             *["UPDATE", "SELECT"],  # reserve's delivery counted; lines and authorization read
-            # the order locked; its two lines' stock reserved, the reservations' rows with the last
-            *["SELECT", "UPDATE", "WITH"],
+            *["SELECT", "UPDATE", "UPDATE", "INSERT"],  # the order locked; its stock reserved
             # order.reserved, then the order's row at the commit, capture's delivery counted in it
             *["WITH", "UPDATE"],
             *["SELECT", "UPDATE"],  # (the capture) the order locked; the payment captured
