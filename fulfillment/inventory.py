@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import Update, bindparam, insert, update
+from sqlalchemy import Insert, Update, bindparam, insert, update
 from sqlmodel import Session
 
 from fulfillment.runner import Context, Handover, cancel, count_delivery, finish
@@ -74,7 +74,7 @@ def _reserve_line() -> Update:
 def reserve_stock(session: Session, order_id: uuid.UUID, lines: Sequence[Line]) -> str | None:
     """Reserve every line of the order, in the caller's transaction. Returns the first SKU that is
     short (the caller rolls back: all lines or none), or None when all are reserved."""
-    reservations, now = table(StockReservation), utcnow()
+    now = utcnow()
     # One lock order for every transaction, by SKU: no deadlocks.
     for line in sorted(lines, key=lambda line: line.sku):
         params = {"line_sku": line.sku, "line_quantity": line.quantity, "now": now}
@@ -82,5 +82,11 @@ def reserve_stock(session: Session, order_id: uuid.UUID, lines: Sequence[Line]) 
         if reserved.rowcount != 1:
             return line.sku
     rows = [{"order_id": order_id, "sku": x.sku, "quantity": x.quantity} for x in lines]
-    session.exec(insert(reservations).values(rows))
+    session.exec(_keep(), params=rows)  # one INSERT of all the rows (insertmanyvalues)
     return None
+
+
+@cache
+def _keep() -> Insert:
+    """The reservations' INSERT, built once: its rows are the parameters."""
+    return insert(table(StockReservation))
