@@ -29,21 +29,25 @@ def completed(ctx: Context, order_id: uuid.UUID) -> None:
         step(ctx, order_id)
 
 
-async def test_shipping_consumes_the_reservation_once_and_a_lost_shipment_is_found(
-    client, db, ctx, fake_warehouse
-):
-    order_id = await placed(client)
-    completed(ctx, order_id)
-    # notify found the order synced and enqueued the shipment; as if that message had been sent
-    # ten minutes ago and lost:
+def shipment_lost_and_found(ctx: Context, db, order_id: uuid.UUID) -> None:
+    """As if every message so far had been sent ten minutes ago and lost: the stall check finds
+    the order and enqueues its shipment again."""
     db.execute("UPDATE outbox SET published_at = now() - interval '10 minutes'")
     db.execute("""UPDATE "order" SET updated_at = now() - interval '10 minutes'""")
-
     with ctx.sessions() as session:
         stalled = lifecycle.stalled(session, timedelta(minutes=5), limit=10)
         assert [order.id for order in stalled] == [order_id]
         assert lifecycle.requeue(session, stalled[0]) == "fulfillment.ship_order"
         session.commit()
+
+
+async def test_shipping_consumes_the_reservation_once_and_a_lost_shipment_is_found(
+    client, db, ctx, fake_warehouse
+):
+    order_id = await placed(client)
+    completed(ctx, order_id)
+    # notify found the order synced and enqueued the shipment
+    shipment_lost_and_found(ctx, db, order_id)
     warehouse.ship_order(ctx, order_id)
     warehouse.ship_order(ctx, order_id)  # redelivered
 
@@ -74,16 +78,7 @@ async def test_a_partially_refunded_order_whose_shipment_was_lost_is_found(
         session.commit()
     refunds.refund_payment(ctx, recorded[0].id)
     assert status_of(db, str(order_id)) == "partially_refunded"
-    # The shipment enqueued at completion (and the credit note's render), as if sent ten
-    # minutes ago and lost:
-    db.execute("UPDATE outbox SET published_at = now() - interval '10 minutes'")
-    db.execute("""UPDATE "order" SET updated_at = now() - interval '10 minutes'""")
-
-    with ctx.sessions() as session:
-        stalled = lifecycle.stalled(session, timedelta(minutes=5), limit=10)
-        assert [order.id for order in stalled] == [order_id]
-        assert lifecycle.requeue(session, stalled[0]) == "fulfillment.ship_order"
-        session.commit()
+    shipment_lost_and_found(ctx, db, order_id)  # (and the credit note's render)
     warehouse.ship_order(ctx, order_id)
 
     assert len(fake_warehouse.stats()["shipments"]) == 1
