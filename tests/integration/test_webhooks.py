@@ -209,7 +209,7 @@ async def test_a_failing_receiver_stops_its_batch_and_hands_the_rest_back_unatte
 ):
     await register(
         http_gateway_client,
-        receiver.script("stops", statuses=[503], retry_after="1"),
+        receiver.script("stops", statuses=[503], retry_after="2"),
         ["order.placed"],
     )
     await placed_before_the_relay(http_gateway_client, processes, 3)
