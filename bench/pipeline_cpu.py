@@ -14,7 +14,6 @@ apart, not in the total: it stands for the shop's partner.
 
 import argparse
 import json
-from pathlib import Path
 
 import psycopg
 
@@ -29,8 +28,7 @@ from stack.services import empty_queues
 
 def own_cpu_s(pid: int) -> float:
     """The process's own user + system time, without its children's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
+    return snapshot()[pid].own_ticks * TICK_S
 
 
 def main() -> None:

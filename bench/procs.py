@@ -22,6 +22,7 @@ class Proc:
     name: str
     cpu_ticks: int  # its own user + system time, and that of the children it has reaped
     rss_kb: int
+    own_ticks: int  # its own user + system time only
 
 
 def snapshot() -> dict[int, Proc]:
@@ -33,8 +34,9 @@ def snapshot() -> dict[int, Proc]:
             continue  # exited while we looked
         name, rest = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
         # rest[0] is field 3 of proc(5): state; utime..cstime are fields 14-17, rss is field 24.
-        ticks = sum(int(x) for x in rest[11:15])
-        procs[int(stat.parent.name)] = Proc(int(rest[1]), name, ticks, int(rest[21]) * PAGE_KB)
+        ticks, own = sum(int(x) for x in rest[11:15]), sum(int(x) for x in rest[11:13])
+        rss_kb = int(rest[21]) * PAGE_KB
+        procs[int(stat.parent.name)] = Proc(int(rest[1]), name, ticks, rss_kb, own)
     return procs
 
 
@@ -53,7 +55,8 @@ def tree(root: int, procs: dict[int, Proc]) -> set[int]:
 def service_root(name: str, procs: dict[int, Proc]) -> int | None:
     """The oldest ancestor named `name` (PostgreSQL's postmaster, RabbitMQ's beam.smp)."""
     for pid, proc in sorted(procs.items()):
-        if proc.name == name and procs.get(proc.ppid, Proc(0, "", 0, 0)).name != name:
+        parent = procs.get(proc.ppid)
+        if proc.name == name and (parent is None or parent.name != name):
             return pid
     return None
 

@@ -136,8 +136,13 @@ def lease_s(settings: WorkerSettings, count: int) -> float:
     """How long a claim of `count` deliveries holds them: their requests at the timeouts, no
     longer than the batch's budget allows, and 30 s to record them. A crashed claim's deliveries
     are free again after it."""
-    per_request = settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s
+    per_request = per_request_s(settings)
     return min(count * per_request, settings.webhook_batch_budget_s + per_request) + 30
+
+
+def per_request_s(settings: WorkerSettings) -> float:
+    """The longest one request may take: connecting, then waiting for the answer."""
+    return settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s
 
 
 def record(
@@ -163,7 +168,7 @@ def record(
     verdicts = []
     for request, outcome in sent:
         delivery = deliveries[request.delivery_id]
-        session.add(attempt(delivery, request, outcome, now))
+        session.add(attempt(request, outcome, now))
         verdict = outcome.verdict
         verdicts.append(verdict)
         error = outcome.error or (
@@ -193,11 +198,9 @@ def record(
     return verdicts
 
 
-def attempt(
-    delivery: WebhookDelivery, request: Request, outcome: Outcome, now: datetime
-) -> WebhookAttempt:
+def attempt(request: Request, outcome: Outcome, now: datetime) -> WebhookAttempt:
     return WebhookAttempt(
-        delivery_id=delivery.id,
+        delivery_id=request.delivery_id,
         attempted_at=now,
         request_headers={k: v for k, v in request.headers.items() if k != "webhook-signature"},
         response_status=outcome.status,
@@ -251,11 +254,10 @@ def deliver(
         claimed = claim(session, settings, delivery_ids)
     if claimed is None:
         return
-    per_request = settings.webhook_connect_timeout_s + settings.webhook_read_timeout_s
     deadline = time.monotonic() + settings.webhook_batch_budget_s
     sent: list[tuple[Request, Outcome]] = []
     for request in claimed.requests:
-        if sent and time.monotonic() + per_request > deadline:
+        if sent and time.monotonic() + per_request_s(settings) > deadline:
             break
         outcome = send(http, settings, request)
         sent.append((request, outcome))

@@ -185,12 +185,11 @@ class ShipOrder(OrderMessage):
 
 
 class DeliverWebhooks(Message):
-    """The event's webhook deliveries are due: the relay sends what is due (these and any retry)
-    grouped by endpoint, a task per endpoint and batch (the deliveries are rows of their own, so
-    this row only wakes the relay's sweep)."""
+    """The event's webhook deliveries are due. No task of its own: the deliveries are rows of
+    their own, so this row only wakes the relay's sweep, which sends what is due (these and any
+    retry) as DELIVER_WEBHOOKS, a task per endpoint and batch."""
 
     kind = "deliver_webhooks"
-    runs = DELIVER_WEBHOOKS
     event_id: int
     order_id: uuid.UUID | None = None  # None for the shop's own events (catalog.imported)
 
