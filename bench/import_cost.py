@@ -3,10 +3,13 @@
 
     python -m bench.import_cost --mb 60 [--batch 10000] [--again] [--ceiling]
 
-`--again` imports the file a second time, so every row updates a product instead of adding one.
-`--ceiling` also times the same merge done by PostgreSQL alone, in one psql session: the file
-`\\copy`-ed into an unindexed temporary table, then one INSERT .. ON CONFLICT of all of it (no
-Python, no batches, no checks): what no import that upserts into `product` can beat.
+The first file adds every product. `--again` then imports it a second time (every row as its
+product already stands: nothing to write) and a third time with every stock level changed (every
+row updates its product). `--ceiling` also times, in one psql session and rolled back, the same
+merge done by PostgreSQL alone (the file `\\copy`-ed into an unindexed temporary table, then the
+import's own statements on all of it: no Python, no batches), and for the first file a `\\copy`
+straight into a table shaped like `product` (its key and checks, no merge at all): what no import
+into `product` can beat.
 """
 
 import argparse
@@ -21,7 +24,8 @@ import httpx
 from bench.imports import psql_copy_s, stock_file
 from fulfillment.config import WorkerSettings
 from fulfillment.runner import Context
-from fulfillment.stock_import import MERGE, import_stock
+from fulfillment.stock_import import import_stock
+from fulfillment.stock_merge import MERGE
 from orders.db import libpq_url, make_engine, make_sessionmaker
 from orders.models import ImportJob
 from orders.payments import SandboxGateway
@@ -29,18 +33,12 @@ from stack.processes import ROOT
 from stack.services import fresh_database
 
 DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
+COLUMNS = "sku, name, unit_price, currency, stock_on_hand"
+RUNS = {"new": 0, "unchanged": 0, "changed": 1}  # each run's `restock`
 
 
-def sql_only_merge_s(path: Path) -> float:
-    """Stage the whole file with `\\copy` and merge it with the import's own statement, in one
-    psql session, rolled back: the upsert's floor on this machine."""
-    script = (  # rolled back: the import measured next finds the products as they were
-        "BEGIN;\nCREATE TEMPORARY TABLE stock_import_row (line bigint, sku text, name text,"
-        " unit_price integer, currency text, stock_on_hand integer);\n"
-        f"\\copy stock_import_row (sku, name, unit_price, currency, stock_on_hand) FROM '{path}'"
-        " WITH (FORMAT csv, HEADER true)\n"
-        f"{MERGE.strip()};\nROLLBACK;\n"
-    )
+def psql_s(script: str) -> float:
+    """Seconds for psql to run `script`, which rolls itself back."""
     psql = shutil.which("psql")
     if psql is None:
         raise SystemExit("psql is missing")
@@ -53,6 +51,25 @@ def sql_only_merge_s(path: Path) -> float:
         stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
+
+
+def sql_only_merge_s(path: Path) -> float:
+    """Stage the whole file with `\\copy` and merge it with the import's own statements."""
+    return psql_s(
+        "BEGIN;\nCREATE TEMPORARY TABLE stock_import_row (line bigint, sku text, name text,"
+        " unit_price integer, currency text, stock_on_hand integer);\n"
+        f"\\copy stock_import_row ({COLUMNS}) FROM '{path}' WITH (FORMAT csv, HEADER true)\n"
+        f"{MERGE.strip()};\nROLLBACK;\n"
+    )
+
+
+def keyed_copy_s(path: Path) -> float:
+    """`\\copy` of the file into an empty table with product's key, checks and defaults."""
+    return psql_s(
+        "BEGIN;\nCREATE TABLE bench_keyed_stock (LIKE product INCLUDING ALL);\n"
+        "ALTER TABLE bench_keyed_stock ALTER stock_reserved SET DEFAULT 0, ALTER updated_at SET DEFAULT now();\n"
+        f"\\copy bench_keyed_stock ({COLUMNS}) FROM '{path}' WITH (FORMAT csv, HEADER true)\nROLLBACK;\n"
+    )
 
 
 def main() -> None:
@@ -73,12 +90,13 @@ def main() -> None:
     )
     sessions = make_sessionmaker(make_engine(settings, "import-cost"))
     ctx = Context(sessions, SandboxGateway(), settings, httpx.Client())
-    for run in ("first", "again") if args.again else ("first",):
+    for run, restock in list(RUNS.items()) if args.again else [("new", 0)]:
         path = spool / "cost.csv"
-        rows = stock_file(path, args.mb)
+        rows = stock_file(path, args.mb, restock)
         copy_s = psql_copy_s(DB_URL, path)
         # Before the import, which deletes the file when it ends.
         merge_s = sql_only_merge_s(path) if args.ceiling else None
+        keyed_s = keyed_copy_s(path) if args.ceiling and run == "new" else None
         with sessions() as session:
             job = ImportJob(
                 idempotency_key=str(uuid.uuid4()),
@@ -97,11 +115,15 @@ def main() -> None:
             f" rows/s (this process's CPU {cpu:.2f} s); psql \\copy {copy_s:.2f} s ="
             f" {rows / copy_s:,.0f} rows/s; ratio {copy_s / seconds:.2f}"
         )
-        if merge_s is not None:
-            print(
-                f"{run}, PostgreSQL alone: \\copy to a temporary table + one INSERT .. ON CONFLICT"
-                f" {merge_s:.2f} s = {rows / merge_s:,.0f} rows/s; ratio {copy_s / merge_s:.2f}"
-            )
+        for what, took in [
+            ("PostgreSQL alone: \\copy to a temporary table + the import's statements", merge_s),
+            ("\\copy into a table with product's key and checks, no merge", keyed_s),
+        ]:
+            if took is not None:
+                print(
+                    f"{run}, {what} {took:.2f} s = {rows / took:,.0f} rows/s;"
+                    f" ratio {copy_s / took:.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -25,13 +25,13 @@ from stack.samples import STOCK_HEADER, stock_rows
 CHUNK = 1024 * 1024
 
 
-def stock_file(path: Path, megabytes: int) -> int:
-    """About `megabytes` of stock rows; returns how many rows."""
+def stock_file(path: Path, megabytes: int, restock: int = 0) -> int:
+    """About `megabytes` of stock rows (`stack.samples.stock_rows`); returns how many rows."""
     rows, size, target = 0, 0, megabytes * 1_000_000
     with path.open("w") as out:
         out.write(STOCK_HEADER)
         while size < target:
-            block = stock_rows("BULK", rows + 1, rows + 10_001)
+            block = stock_rows("BULK", rows + 1, rows + 10_001, restock)
             out.write(block)
             rows, size = rows + 10_000, size + len(block)
     return rows

@@ -1,8 +1,7 @@
 """import_stock: an uploaded stock file into the catalog, batch by batch. Each batch is one short
 transaction that merges its rows, keeps the rows it skipped and moves the job's offset on, so a
-worker killed mid-import resumes after the last committed batch and no batch counts twice. On
-PostgreSQL a batch goes in with COPY into a temporary table, then one INSERT .. ON CONFLICT; on
-SQLite (the embedded demo) as one batched upsert."""
+worker killed mid-import resumes after the last committed batch and no batch counts twice. How a
+batch meets the catalog: `fulfillment.stock_merge`."""
 
 import logging
 import time
@@ -12,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from fulfillment.runner import Context
+from fulfillment.stock_merge import merge
 from orders.events import record_shop_event
 from orders.messages import ImportStock, enqueue
 from orders.models import (
@@ -26,11 +24,10 @@ from orders.models import (
     ImportJob,
     ImportRowError,
     ImportStatus,
-    Product,
     table,
     utcnow,
 )
-from orders.stock_import import Batch, RowError, StockRow, read_batch
+from orders.stock_import import Batch, StockRow, read_batch
 
 log = logging.getLogger(__name__)
 BACKSLASH = "\\"
@@ -139,7 +136,7 @@ def import_batch(
 
 def _apply(ctx: Context, session: Session, job: ImportJob, staged: Staged) -> None:
     batch = staged.batch
-    refused = merge(session, staged)
+    refused = merge(session, batch.latest, staged.copy)
     errors = batch.errors + refused
     room = max(ctx.settings.import_max_error_rows - job.rows_failed, 0)
     if errors[:room]:
@@ -181,99 +178,3 @@ def _end(session: Session, job: ImportJob, status: ImportStatus, error: str | No
     log.info(
         "stock import %s %s: %d rows, %d skipped", job.id, status, job.rows_done, job.rows_failed
     )
-
-
-def merge(session: Session, staged: Staged) -> list[RowError]:
-    """Upsert the batch's rows into the catalog (name, price, currency, stock on hand); a row
-    whose stock would fall below what orders have reserved is not applied. Returns those as
-    errors."""
-    if not staged.batch.latest:
-        return []
-    if session.get_bind().dialect.name == "sqlite":
-        return _merge_sqlite(session, staged.batch.latest)
-    return _merge_postgresql(session, staged.copy, len(staged.batch.latest))
-
-
-STAGE = """
-CREATE TEMPORARY TABLE IF NOT EXISTS stock_import_row (
-    line bigint, sku text, name text, unit_price integer, currency text, stock_on_hand integer
-) ON COMMIT DELETE ROWS
-"""
-COPY = "COPY stock_import_row (line, sku, name, unit_price, currency, stock_on_hand) FROM STDIN"
-# The staged rows are sorted by SKU (the order every transaction locks products in). ON CONFLICT's
-# WHERE is checked against the row as locked, so a reservation committed meanwhile is honoured.
-MERGE = """
-INSERT INTO product AS p
-    (sku, name, unit_price, currency, stock_on_hand, stock_reserved, updated_at)
-SELECT sku, name, unit_price, currency, stock_on_hand, 0, now()
-FROM stock_import_row ORDER BY sku
-ON CONFLICT (sku) DO UPDATE SET
-    name = EXCLUDED.name,
-    unit_price = EXCLUDED.unit_price,
-    currency = EXCLUDED.currency,
-    stock_on_hand = EXCLUDED.stock_on_hand,
-    updated_at = EXCLUDED.updated_at
-WHERE p.stock_reserved <= EXCLUDED.stock_on_hand
-"""
-# After the merge, in its transaction: a product still holding more than its row's stock was not
-# updated (an updated one holds no more than its new stock, and reservations never pass it).
-REFUSED = """
-SELECT r.line, r.sku, r.stock_on_hand, p.stock_reserved
-FROM stock_import_row r JOIN product p USING (sku)
-WHERE p.stock_reserved > r.stock_on_hand
-"""
-
-
-def _merge_postgresql(session: Session, copy_text: bytes, rows: int) -> list[RowError]:
-    connection: Any = session.connection().connection.driver_connection  # psycopg, this transaction
-    with connection.cursor() as cursor:
-        cursor.execute(STAGE)
-        with cursor.copy(COPY) as copy:
-            copy.write(copy_text)
-        cursor.execute(MERGE)
-        if cursor.rowcount == rows:
-            return []
-        refused = cursor.execute(REFUSED).fetchall()
-    return sorted((below_reserved(*row) for row in refused), key=lambda error: error.line)
-
-
-def _merge_sqlite(session: Session, rows: list[StockRow]) -> list[RowError]:
-    reserved: dict[str, int] = {}
-    for start in range(0, len(rows), 500):
-        skus = [row.sku for row in rows[start : start + 500]]
-        found = session.exec(
-            select(Product.sku, Product.stock_reserved).where(col(Product.sku).in_(skus))
-        ).all()
-        reserved |= dict(found)
-    refused = [r for r in rows if reserved.get(r.sku, 0) > r.stock_on_hand]
-    applied = [r for r in rows if reserved.get(r.sku, 0) <= r.stock_on_hand]
-    if applied:
-        now = utcnow()
-        products = table(Product)
-        upsert = sqlite_insert(products)
-        session.exec(
-            upsert.on_conflict_do_update(
-                index_elements=[products.c.sku],
-                set_={
-                    name: upsert.excluded[name]
-                    for name in ("name", "unit_price", "currency", "stock_on_hand", "updated_at")
-                },
-            ),
-            params=[
-                {
-                    "sku": r.sku,
-                    "name": r.name,
-                    "unit_price": r.unit_price,
-                    "currency": r.currency,
-                    "stock_on_hand": r.stock_on_hand,
-                    "stock_reserved": 0,
-                    "updated_at": now,
-                }
-                for r in applied
-            ],
-        )
-    return [below_reserved(r.line, r.sku, r.stock_on_hand, reserved[r.sku]) for r in refused]
-
-
-def below_reserved(line: int, sku: str, on_hand: int, reserved: int) -> RowError:
-    return RowError(line, sku, f"stock_on_hand {on_hand} is below the {reserved} units reserved")

@@ -85,9 +85,11 @@ def make_invoice(**overrides: Any) -> BillingDocument:
 STOCK_HEADER = ",".join(COLUMNS) + "\n"
 
 
-def stock_rows(prefix: str, start: int, stop: int) -> str:
-    """Lines `start` to `stop` - 1 of a generated stock file: SKUs `{prefix}-000000001` on."""
+def stock_rows(prefix: str, start: int, stop: int, restock: int = 0) -> str:
+    """Lines `start` to `stop` - 1 of a generated stock file: SKUs `{prefix}-000000001` on; a
+    `restock` from 1 to 499 gives every line another stock level."""
     return "".join(
-        f"{prefix}-{n:09d},Product {n} from the warehouse feed,{100 + n % 9_900},EUR,{n % 500}\n"
+        f"{prefix}-{n:09d},Product {n} from the warehouse feed,{100 + n % 9_900},EUR,"
+        f"{(n + restock) % 500}\n"
         for n in range(start, stop)
     )
