@@ -63,15 +63,6 @@ def sql_only_merge_s(path: Path) -> float:
     )
 
 
-def keyed_copy_s(path: Path) -> float:
-    """`\\copy` of the file into an empty table with product's key, checks and defaults."""
-    return psql_s(
-        "BEGIN;\nCREATE TABLE bench_keyed_stock (LIKE product INCLUDING ALL);\n"
-        "ALTER TABLE bench_keyed_stock ALTER stock_reserved SET DEFAULT 0, ALTER updated_at SET DEFAULT now();\n"
-        f"\\copy bench_keyed_stock ({COLUMNS}) FROM '{path}' WITH (FORMAT csv, HEADER true)\nROLLBACK;\n"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=60)
@@ -96,7 +87,7 @@ def main() -> None:
         copy_s = psql_copy_s(DB_URL, path)
         # Before the import, which deletes the file when it ends.
         merge_s = sql_only_merge_s(path) if args.ceiling else None
-        keyed_s = keyed_copy_s(path) if args.ceiling and run == "new" else None
+        keyed_s = psql_copy_s(DB_URL, path, keyed=True) if args.ceiling and run == "new" else None
         with sessions() as session:
             job = ImportJob(
                 idempotency_key=str(uuid.uuid4()),
