@@ -13,53 +13,35 @@ into `product` can beat.
 """
 
 import argparse
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
-from bench.imports import psql_copy_s, stock_file
+from bench.imports import psql_copy_s, psql_s, stock_file
 from fulfillment.config import WorkerSettings
 from fulfillment.runner import Context
 from fulfillment.stock_import import import_stock
-from fulfillment.stock_merge import MERGE
-from orders.db import libpq_url, make_engine, make_sessionmaker
+from fulfillment.stock_merge import MERGE, STAGE
+from orders.db import make_engine, make_sessionmaker
 from orders.models import ImportJob
 from orders.payments import SandboxGateway
 from stack.processes import ROOT
 from stack.services import fresh_database
 
 DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
-COLUMNS = "sku, name, unit_price, currency, stock_on_hand"
 RUNS = {"new": 0, "unchanged": 0, "changed": 1}  # each run's `restock`
-
-
-def psql_s(script: str) -> float:
-    """Seconds for psql to run `script`, which rolls itself back."""
-    psql = shutil.which("psql")
-    if psql is None:
-        raise SystemExit("psql is missing")
-    started = time.perf_counter()
-    subprocess.run(
-        [psql, libpq_url(DB_URL), "-q", "-v", "ON_ERROR_STOP=1"],
-        input=script,
-        text=True,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started
 
 
 def sql_only_merge_s(path: Path) -> float:
     """Stage the whole file with `\\copy` and merge it with the import's own statements."""
+    columns = "sku, name, unit_price, currency, stock_on_hand"
     return psql_s(
-        "BEGIN;\nCREATE TEMPORARY TABLE stock_import_row (line bigint, sku text, name text,"
-        " unit_price integer, currency text, stock_on_hand integer);\n"
-        f"\\copy stock_import_row ({COLUMNS}) FROM '{path}' WITH (FORMAT csv, HEADER true)\n"
-        f"{MERGE.strip()};\nROLLBACK;\n"
+        DB_URL,
+        f"BEGIN;\n{STAGE.strip()};\n"  # its rows go at COMMIT; this rolls back
+        f"\\copy stock_import_row ({columns}) FROM '{path}' WITH (FORMAT csv, HEADER true)\n"
+        f"{MERGE.strip()};\nROLLBACK;\n",
     )
 
 

@@ -55,17 +55,30 @@ def psql_copy_s(db_url: str, path: Path, keyed: bool = False) -> float:
                 "ALTER TABLE bench_bare_stock ALTER stock_reserved SET DEFAULT 0,"
                 " ALTER updated_at SET DEFAULT now()"
             )
-    started = time.perf_counter()
     columns = "(sku, name, unit_price, currency, stock_on_hand)"
-    copy = f"\\copy bench_bare_stock {columns} FROM '{path}' WITH (FORMAT csv, HEADER true)"
-    psql = shutil.which("psql")
-    if psql is None:
-        raise SystemExit("psql is missing: the bench compares the import with psql's \\copy")
-    subprocess.run([psql, url, "-q", "-c", copy], check=True)
-    seconds = time.perf_counter() - started
+    seconds = psql_s(
+        db_url, f"\\copy bench_bare_stock {columns} FROM '{path}' WITH (FORMAT csv, HEADER true)\n"
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE bench_bare_stock")
     return seconds
+
+
+def psql_s(db_url: str, script: str) -> float:
+    """Seconds for psql to run `script` (its meta-commands, `\\copy`, included), stopping at the
+    first error."""
+    psql = shutil.which("psql")
+    if psql is None:
+        raise SystemExit("psql is missing: the bench compares the import with psql's \\copy")
+    started = time.perf_counter()
+    subprocess.run(
+        [psql, libpq_url(db_url), "-q", "-v", "ON_ERROR_STOP=1"],
+        input=script,
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
 
 
 class PeakRss(threading.Thread):
