@@ -41,7 +41,7 @@ from bench.stream_load import streams_phase
 from bench.table import print_table
 from orders.api.config import ApiSettings
 from orders.db import libpq_url
-from stack.processes import ROOT, Stack, free_port
+from stack.processes import ROOT, Stack, exit_on_sigterm, free_port
 from stack.services import empty_queues, fresh_database
 
 RESULTS = ROOT / "bench" / "results"
@@ -275,6 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
+    exit_on_sigterm()
     started = time.monotonic()
     results = run(args.smoke)
     results["wall_time_s"] = round(time.monotonic() - started, 1)

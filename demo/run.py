@@ -36,7 +36,7 @@ from demo.shop import (
 )
 from orders.money import format_money
 from orders.stats import percentile
-from stack.processes import ROOT, Stack, free_port
+from stack.processes import ROOT, Stack, exit_on_sigterm, free_port
 from stack.services import empty_queues, fresh_database
 
 STOCK_ROWS = 50_000  # about 3 MB of CSV
@@ -231,10 +231,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         "stock import (POST /ops/imports)",
         f"{stock['rows']:,} rows, a {stock['file_mb']} MB CSV sent gzipped ({stock['upload_mb']} MB)",
     )
+    done = stock["status"] == "done"
+    rate = f"{stock['rows_per_s']:,.0f} rows/s" if stock["rows_per_s"] else "no rate: not started"
     table.add_row(
         "",
-        f"202 after {stock['accepted_s']} s; {stock['status']}: {stock['imported']:,} imported,"
-        f" {stock['skipped']} skipped, {stock['rows_per_s']:,.0f} rows/s",
+        f"202 after {stock['accepted_s']} s; {'' if done else '[red]'}{stock['status']}:"
+        f" {stock['imported'] or 0:,} imported, {stock['skipped'] or 0} skipped, {rate}",
     )
     for i, (line, sku, reason) in enumerate(csv.reader(stock["errors"])):
         table.add_row("skipped rows (errors.csv)" if i == 0 else "", f"line {line} {sku}: {reason}")
@@ -256,6 +258,7 @@ def main() -> None:
     )
     parser.add_argument("--folder", type=Path, default=ROOT / ".demo", help="logs, invoices, data")
     args = parser.parse_args()
+    exit_on_sigterm()
     sys.exit(run(args.orders, args.timeout, args.summary, args.stack, args.folder))
 
 

@@ -20,6 +20,13 @@ BIN = Path(sys.executable).parent
 WORKER_READY, RELAY_READY = "ready.", "relay started"
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit, so that a program that started a Stack (the demo, the bench) and is
+    stopped from outside still runs its `finally` and stops those processes: each is in a session
+    of its own and would outlive its parent, taking messages from the queues."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,8 +1,6 @@
 """Fixtures only; what tests share besides them is in tests/helpers.py."""
 
 import contextlib
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tests.helpers import (
     FakeServer,
     migrate,
     running_app,
+    vhost,
 )
 
 TABLES = ", ".join(
@@ -163,17 +162,7 @@ TEST_VHOST = "orders_test"
 @pytest.fixture(scope="session")
 def broker_url() -> str:
     """A vhost of its own, so the tests never consume a developer's messages."""
-    if shutil.which("rabbitmqctl"):
-        subprocess.run(
-            ["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=False, capture_output=True
-        )
-        subprocess.run(
-            ["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-        )
-        return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
-    return "amqp://guest:guest@127.0.0.1:5672//"
+    return vhost(TEST_VHOST)
 
 
 @pytest.fixture

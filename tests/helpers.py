@@ -4,6 +4,9 @@ and waits with deadlines."""
 import asyncio
 import contextlib
 import os
+import shutil
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +37,40 @@ COMPLETED_TIMELINE = [
     "order.invoiced",
     "order.completed",
 ]
+
+
+def vhost(name: str) -> str:
+    """A RabbitMQ vhost of its own (created if need be), so that one run's workers never take
+    another's messages: the tests', the demo's and the bench's queues have the same names."""
+    if not shutil.which("rabbitmqctl"):
+        return "amqp://guest:guest@127.0.0.1:5672//"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=False, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    return f"amqp://guest:guest@127.0.0.1:5672/{name}"
+
+
+def run_to_end(args: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    """Run a program that starts processes of its own (the demo, the bench) to its end; its exit
+    code and its output. Past `timeout_s` it gets SIGTERM, so that it stops what it started, and
+    SIGKILL a minute later: killed outright, it would leave its workers running."""
+    with subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            try:
+                output, _ = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+            output += f"\n[stopped after {timeout_s} s]"
+        return process.returncode, output
 
 
 def sibling_database(name: str) -> str:

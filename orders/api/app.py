@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -78,7 +79,8 @@ async def housekeeping_forever(app: FastAPI) -> None:
 def create_app(s: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_async_engine(s)
+        # Named with the process id, like the stream listener: pg_stat_activity tells workers apart.
+        engine = make_async_engine(s, f"orders-api:{os.getpid()}")
         app.state.sessions = make_async_sessionmaker(engine)
         app.state.autocommit_sessions = make_async_sessionmaker(engine, autocommit=True)
         figures_engine = make_engine(s.model_copy(update={"db_pool_size": 1}), "orders-metrics")

@@ -3,33 +3,24 @@ JSON come out. (Figures are printed, never asserted: speed is measured, not test
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from stack.processes import ROOT
-from tests.helpers import sibling_database
+from tests.helpers import run_to_end, sibling_database, vhost
 
 
 @pytest.mark.slow
-def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
+def test_bench_smoke_prints_the_table_and_writes_the_json():
     before = set(Path(ROOT, "bench", "results").glob("*.json"))
     env = os.environ | {
         "BENCH_DATABASE_URL": sibling_database("orders_bench_test"),
-        "BENCH_BROKER_URL": broker_url,
+        "BENCH_BROKER_URL": vhost("orders_bench_test"),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    code, output = run_to_end([sys.executable, "-m", "bench.run", "--smoke"], env, 600)
+    assert code == 0, output[-6000:]
     headings = (
         "checkout, open loop",
         "capacity at p99",
@@ -43,7 +34,7 @@ def test_bench_smoke_prints_the_table_and_writes_the_json(broker_url):
         "stock import:",
     )
     for heading in headings:
-        assert heading in result.stdout
+        assert heading in output
     written = set(Path(ROOT, "bench", "results").glob("*-smoke.json")) - before
     assert len(written) == 1
     results = json.loads(written.pop().read_text())

@@ -13,30 +13,22 @@ import yaml
 from orders.config import Settings
 from orders.messages import QUEUES, Queue
 from stack.processes import ROOT
-from tests.helpers import sibling_database
+from tests.helpers import run_to_end, sibling_database, vhost
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stack", ["embedded", "services"])
-def test_the_demo_runs_the_whole_flow_and_stops_everything(broker_url, tmp_path, stack):
+def test_the_demo_runs_the_whole_flow_and_stops_everything(tmp_path, stack):
     summary_path = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
     if stack == "services":
         env |= {
             "DATABASE_URL": sibling_database("orders_demo_test"),
-            "BROKER_URL": broker_url,
+            "BROKER_URL": vhost("orders_demo_test"),
         }
     command = ["-m", "demo.run", "--orders", "6", "--stack", stack, "--folder", str(tmp_path)]
-    result = subprocess.run(
-        [sys.executable, *command, "--summary", str(summary_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    code, output = run_to_end([sys.executable, *command, "--summary", str(summary_path)], env, 300)
+    assert code == 0, output[-10000:]
     summary = json.loads(summary_path.read_text())
 
     statuses = summary["final_statuses"]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from stack.processes import Stack, free_port
@@ -20,7 +21,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def api(processes: Stack) -> str:
+def api(processes: Stack, db: psycopg.Connection[Any]) -> str:
+    return start_api(processes)
+
+
+def start_api(processes: Stack) -> str:
     """The API as its own process (one uvicorn worker), heartbeats every second."""
     port = free_port()
     processes.env |= {"STREAM_HEARTBEAT_S": "1", "SECRET_KEY": "stream-test"}
@@ -136,7 +141,9 @@ async def test_the_token_may_come_as_a_query_parameter_and_is_never_logged(api, 
     assert order["access_token"] not in log  # ...without its token
 
 
-async def test_open_streams_hold_no_database_connection_and_share_one_listener(api, processes, db):
+async def test_open_streams_hold_no_database_connection_and_share_one_listener(processes, db):
+    processes.env["DB_POOL_SIZE"] = "25"  # room for a connection per stream: none may be taken
+    api = start_api(processes)
     orders = [await place(api) for _ in range(20)]
     async with (
         httpx.AsyncClient(base_url=api, timeout=30) as client,
@@ -149,8 +156,9 @@ async def test_open_streams_hold_no_database_connection_and_share_one_listener(a
         def connections(name: str) -> int:
             return count(db, f"pg_stat_activity WHERE application_name = '{name}'")
 
-        assert connections(f"orders-api-listen:{processes.named('api').pid}") == 1
-        assert connections("orders-api") < len(orders)  # the pool's few, not one per stream
+        pid = processes.named("api").pid
+        assert connections(f"orders-api-listen:{pid}") == 1
+        assert connections(f"orders-api:{pid}") < len(orders)  # the pool's few, not one per stream
         # Every stream is woken by its own order's events, through that one listener.
         start_fulfilment(processes)
         async with asyncio.timeout(120):
