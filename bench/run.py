@@ -136,6 +136,10 @@ def run(smoke: bool) -> dict[str, Any]:
         results["insert_floor_same_rate"] = openloop(
             f"{api}/_bench/insert", 20 if smoke else 100, seconds, roots
         )
+        # What any checkout that keeps the guarantees pays at the least (see bench.app).
+        results["bare_checkout_same_rate"] = openloop(
+            f"{api}/_bench/bare-checkout", 20 if smoke else 100, seconds, roots
+        )
         set_gateway_latency(gateway, 50)
         settle(api)
         trips = asyncio.run(
@@ -152,12 +156,18 @@ def run(smoke: bool) -> dict[str, Any]:
         insert_cap, insert_steps = capacity(
             api, "/_bench/insert", (20, 20) if smoke else (200, 6400), step_s, refine, roots
         )
+        bare_cap, bare_steps = capacity(
+            api, "/_bench/bare-checkout", (20, 20) if smoke else (50, 6400), step_s, refine, roots
+        )
         results["capacity"] = {
             "orders_rps_at_p99_within_budget": orders_cap,
             "insert_floor_rps_at_p99_within_budget": insert_cap,
+            "bare_checkout_rps_at_p99_within_budget": bare_cap,
             "ratio": round(orders_cap / insert_cap, 2) if orders_cap and insert_cap else None,
+            "bare_ratio": round(bare_cap / insert_cap, 2) if bare_cap and insert_cap else None,
             "orders_steps": orders_steps,
             "insert_steps": insert_steps,
+            "bare_steps": bare_steps,
         }
         phase("naive: the invoice rendered in the request")
         results["naive_render_in_request"] = openloop(

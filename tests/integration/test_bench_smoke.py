@@ -58,6 +58,8 @@ def test_bench_smoke_prints_the_table_and_writes_the_json():
     assert 0 < steady["p50_202_to_completed_ms"] <= steady["p95_202_to_completed_ms"]
     assert results["checkout_open_loop"][0]["ok"] > 0
     assert results["checkout_gateway_0ms"]["ok"] > 0
+    assert results["bare_checkout_same_rate"]["ok"] > 0
+    assert results["capacity"]["bare_steps"][0]["ok"] > 0
     assert {"api", "relay", "render", "steps", "worker"} <= set(results["memory"])
     streams = results["streams"]
     assert streams["opened"] == streams["streams"] == 50  # every stream answered 200
