@@ -36,6 +36,7 @@ def make_async_engine(settings: Settings, application_name: str = "orders-api") 
     return create_async_engine(
         settings.database_url,
         pool_pre_ping=False,  # a dead connection fails one request with 503, not every checkout
+        pool_use_lifo=True,  # the last connection back goes out first: few backends kept busy
         hide_parameters=True,  # errors name the SQL, never the customer's data bound into it
         **_pool_options(settings, application_name),
     )
