@@ -7,14 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orders import idempotency
+from orders.catalog import PriceBook
 from orders.db import run, together
 from orders.idempotency import Claimed, IdempotencyPolicy, StoredResponse, unfinished_claim
 from orders.messages import VoidAuthorization, outbox_row
-from orders.models import Outbox, Product, table, utcnow
+from orders.models import Outbox, table, utcnow
 from orders.new_order import NewOrder
 from orders.order_write import write_order
 from orders.payments import Authorization, Authorizer, InvalidPaymentToken, PaymentDeclined
@@ -66,6 +67,7 @@ Answer = Callable[[OrderView | Declined], StoredResponse]
 async def place_order(
     session: AsyncSession,
     gateway: Authorizer,
+    catalog: PriceBook,
     rules: CheckoutRules,
     cart: Cart,
     key: str,
@@ -76,15 +78,18 @@ async def place_order(
     nothing is known to have been charged, KeyReused or KeyInUse for the Idempotency-Key.
 
     `session` is an autocommit one on PostgreSQL (orders.db.make_async_sessionmaker): every
-    write here is one statement, and none pays for BEGIN and COMMIT."""
+    write here is one statement, and none pays for BEGIN and COMMIT. `catalog` prices the cart,
+    from memory when it can (orders.catalog)."""
     check_cart(cart.lines, rules.limits)
-    # Read in the claim's transaction, whose commit gives the connection back to the pool: no
+    # Priced and claimed in one call, whose commit gives the connection back to the pool: no
     # connection is held while the gateway answers.
-    catalog, claim = await run(session, _price_and_claim, cart, key, fingerprint, rules.idempotency)
+    prices, claim = await run(
+        session, _price_and_claim, catalog, cart, key, fingerprint, rules.idempotency
+    )
     if isinstance(claim, StoredResponse):
         return Replayed(claim)
     try:
-        priced = price_order(cart.lines, cart.currency, catalog, rules.tax_rate_bps)
+        priced = price_order(cart.lines, cart.currency, prices, rules.tax_rate_bps)
         auth = await gateway.authorize(
             token=cart.payment_token,
             amount=priced.total,
@@ -116,21 +121,15 @@ async def place_order(
 
 
 def _price_and_claim(
-    session: Session, cart: Cart, key: str, fingerprint: str, policy: IdempotencyPolicy
+    session: Session,
+    catalog: PriceBook,
+    cart: Cart,
+    key: str,
+    fingerprint: str,
+    policy: IdempotencyPolicy,
 ) -> tuple[dict[str, CatalogPrice], Claimed | StoredResponse]:
-    return catalog_prices(session, [sku for sku, _ in cart.lines]), idempotency.claim(
-        session, key, fingerprint, policy
-    )
-
-
-def catalog_prices(session: Session, skus: list[str]) -> dict[str, CatalogPrice]:
-    products = table(Product)
-    rows = session.connection().execute(
-        select(products.c.sku, products.c.name, products.c.unit_price, products.c.currency).where(
-            products.c.sku.in_(skus)
-        )
-    )
-    return {sku: CatalogPrice(name, price, currency) for sku, name, price, currency in rows}
+    prices = catalog.prices(session, [sku for sku, _ in cart.lines])
+    return prices, idempotency.claim(session, key, fingerprint, policy)
 
 
 def _answered(session: Session, key: str, response: StoredResponse) -> None:

@@ -42,6 +42,7 @@ from orders.api.routes import (
     streams,
     webhooks,
 )
+from orders.catalog import PriceBook
 from orders.db import (
     make_async_engine,
     make_async_sessionmaker,
@@ -89,7 +90,8 @@ def create_app(s: ApiSettings) -> FastAPI:
         app.state.gateway = make_authorizer(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
-        app.state.hub = Hub(s, s.stream_poll_s)
+        app.state.catalog = PriceBook()
+        app.state.hub = Hub(s, s.stream_poll_s, app.state.catalog)
         app.state.hub.start()
         # CPU-bound resizing in other processes; "spawn" so no child inherits the event loop.
         app.state.image_pool = ProcessPoolExecutor(

@@ -12,6 +12,7 @@ from orders.api.aftercare import write_audit
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
 from orders.api.problems import Problem, not_found
+from orders.catalog import PriceBook
 from orders.db import run
 from orders.models import Order
 from orders.payments import Authorizer
@@ -25,6 +26,11 @@ async def get_settings(request: Request) -> ApiSettings:
 async def get_gateway(request: Request) -> Authorizer:
     gateway: Authorizer = request.app.state.gateway
     return gateway
+
+
+async def get_catalog(request: Request) -> PriceBook:
+    catalog: PriceBook = request.app.state.catalog
+    return catalog
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -79,6 +85,7 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 AuditDep = Annotated[Auditor, Depends(get_auditor)]
 RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
 GatewayDep = Annotated[Authorizer, Depends(get_gateway)]
+CatalogDep = Annotated[PriceBook, Depends(get_catalog)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session)]
 

@@ -2,7 +2,10 @@
 `order_event`, raised by a trigger on every committed event, its payload the order's id), fanned
 out in memory to the streams that wait; on SQLite, or while that connection is being
 re-established, a poll. A stream that waits holds no database connection: it reads with a short
-session from the pool when it is woken, and gives the connection back."""
+session from the pool when it is woken, and gives the connection back.
+
+The same connection listens on `catalog` for checkout's price book (orders.catalog), which is
+trusted only while it is up."""
 
 import asyncio
 import contextlib
@@ -13,21 +16,24 @@ from collections.abc import Iterator
 
 import psycopg
 
+from orders.catalog import PriceBook
 from orders.config import Settings
 from orders.db import connect_args, is_sqlite, libpq_url
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "order_event"
+CATALOG = "catalog"  # a statement changed products: checkout's prices are read again
 ANY = "*"  # what the operators' stream watches: every order
 
 
 class Hub:
-    def __init__(self, settings: Settings, poll_s: float) -> None:
+    def __init__(self, settings: Settings, poll_s: float, catalog: PriceBook) -> None:
         self.dsn = None if is_sqlite(settings.database_url) else libpq_url(settings.database_url)
         # Named with the process's id: which process holds which listener shows in pg_stat_activity.
         self.options = connect_args(settings, f"orders-api-listen:{os.getpid()}")
         self.poll_s = poll_s
+        self.catalog = catalog  # trusted while this listens on CATALOG too
         self.listening = False
         self.watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self.task: asyncio.Task[None] | None = None
@@ -52,13 +58,20 @@ class Hub:
                 )
                 async with connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
+                    await connection.execute(f"LISTEN {CATALOG}")
                     self.listening, backoff = True, 0.5
                     self._wake_all()  # whatever committed while nobody listened
+                    self.catalog.trust(True)
                     async for note in connection.notifies():
-                        self._wake(note.payload)
+                        if note.channel == CATALOG:
+                            self.catalog.changed()
+                        else:
+                            self._wake(note.payload)
             except (psycopg.Error, OSError) as error:
                 if self.listening:
                     log.warning("live streams lost their LISTEN connection (%r); polling", error)
+            finally:
+                self.catalog.trust(False)
             self.listening = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)

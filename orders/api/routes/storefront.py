@@ -14,6 +14,7 @@ from orders.api.aftercare import order_received_email, send_order_received
 from orders.api.config import ApiSettings
 from orders.api.dependencies import (
     AutocommitSessionDep,
+    CatalogDep,
     GatewayDep,
     IdempotencyKeyDep,
     OrderDep,
@@ -74,6 +75,7 @@ async def checkout(
     body: OrderCreate,
     session: AutocommitSessionDep,
     gateway: GatewayDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     background: BackgroundTasks,
     registry: RegistryDep,
@@ -106,6 +108,7 @@ async def checkout(
     outcome = await place_order(
         session,
         gateway,
+        catalog,
         settings.checkout_rules(),
         body.to_cart(),
         idempotency_key,
