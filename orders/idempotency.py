@@ -11,9 +11,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Delete, delete, null, update
+from sqlalchemy import Delete, bindparam, delete, null, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -57,8 +58,26 @@ def request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert(session: Session) -> Any:
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+@cache
+def _claim(dialect: str) -> Any:
+    """The claim, built once per dialect with every value a parameter: SQLAlchemy compiles it
+    once per process, not at every checkout."""
+    keys = table(IdempotencyKey)
+    now = bindparam("now", type_=keys.c.created_at.type)
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
+        insert(keys)
+        .values(
+            key=bindparam("key", type_=keys.c.key.type),
+            request_hash=bindparam("request_hash", type_=keys.c.request_hash.type),
+            order_id=bindparam("order_id", type_=keys.c.order_id.type),
+            status=IdempotencyStatus.IN_PROGRESS,
+            created_at=now,
+            locked_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(keys.c.order_id, _number_at_claim(dialect))
+    )
 
 
 def claim(
@@ -67,20 +86,14 @@ def claim(
     """Claim `key` for this request, or return what the first request with it answered."""
     for _ in range(2):  # a second pass only after deleting an expired record
         now = utcnow()
-        stmt = (
-            _insert(session)(table(IdempotencyKey))
-            .values(
-                key=key,
-                request_hash=fingerprint,
-                order_id=uuid.uuid4(),
-                status=IdempotencyStatus.IN_PROGRESS,
-                created_at=now,
-                locked_at=now,
+        claimed = (
+            session.connection()
+            .execute(
+                _claim(session.get_bind().dialect.name),
+                {"key": key, "request_hash": fingerprint, "order_id": uuid.uuid4(), "now": now},
             )
-            .on_conflict_do_nothing()
-            .returning(table(IdempotencyKey).c.order_id, number_at_claim(session))
+            .one_or_none()
         )
-        claimed = session.connection().execute(stmt).one_or_none()
         if claimed is not None:
             session.commit()
             return Claimed(*claimed)
@@ -127,18 +140,18 @@ def _take_over(session: Session, key: str, seen_lock: datetime, now: datetime) -
             keys.c.locked_at == seen_lock,
         )
         .values(locked_at=now)
-        .returning(keys.c.order_id, number_at_claim(session))
+        .returning(keys.c.order_id, _number_at_claim(session.get_bind().dialect.name))
     ).one_or_none()
     session.commit()
     return Claimed(*taken) if taken is not None else None
 
 
-def number_at_claim(session: Session) -> Any:
+def _number_at_claim(dialect: str) -> Any:
     """On PostgreSQL the order's number is drawn from its sequence with the claim, so that the
     order's write is one statement; SQLite has no sequences and numbers the order as it writes
     it. A claim that ends without an order leaves a gap in the numbers, as a rolled-back
     transaction always has."""
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect == "sqlite":
         return null()
     return ORDER_NUMBER_SEQ.next_value()
 
