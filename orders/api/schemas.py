@@ -126,7 +126,17 @@ class OrderAccepted(Money):
             "events_url": f"/orders/{order.id}/events",
             "stream_url": f"/orders/{order.id}/stream",
         }
-        return cls(**asdict(order), **links, access_token=access_token)
+        return cls(  # named, not `asdict(order)`: that deep-copies the lines and the addresses
+            id=order.id,
+            number=order.number,
+            status=order.status,
+            currency=order.currency,
+            subtotal=order.subtotal,
+            tax=order.tax,
+            total=order.total,
+            **links,
+            access_token=access_token,
+        )
 
 
 class OrderLinePublic(BaseModel):
