@@ -6,7 +6,6 @@ not in autocommit. `make bench` prints the count for one checkout; a test pins i
 """
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlalchemy import Engine, event
 
 from orders.api.app import create_app
 from orders.api.config import ApiSettings
+from stack.processes import eventually
 from stack.samples import make_cart
 
 BENCH_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
@@ -62,11 +62,8 @@ async def checkout_round_trips(settings: ApiSettings) -> tuple[RoundTrips, Round
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         catalog = app.state.catalog
-        deadline = time.monotonic() + 10
-        while not catalog.trusted:  # kept only while the API's LISTEN connection is up
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API's LISTEN connection did not come up within 10 s")
-            await asyncio.sleep(0.01)
+        # Prices are kept only while the API's LISTEN connection is up.
+        await eventually(lambda: catalog.trusted, 10, "the API's LISTEN connection")
         engine = app.state.sessions.kw["bind"].sync_engine
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:

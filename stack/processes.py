@@ -1,6 +1,7 @@
 """Processes on this machine: each in its own process group (a Celery worker's pool children
 stop with it), each logging to a file, each started with a way to tell that it is ready."""
 
+import asyncio
 import functools
 import os
 import signal
@@ -40,6 +41,17 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 30, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what or condition}")
         time.sleep(0.05)
+
+
+async def eventually(
+    condition: Callable[[], object], timeout_s: float = 30, what: str = ""
+) -> None:
+    """`wait_until` without blocking the event loop (the API in process may run on it)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+        await asyncio.sleep(0.05)
 
 
 @functools.cache

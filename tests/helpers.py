@@ -1,15 +1,13 @@
 """What the tests share besides fixtures: builders, readers of the database, clients of the fakes,
 and waits with deadlines."""
 
-import asyncio
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from orders.api.app import create_app
 from orders.api.config import ApiSettings
 from orders.db import ensure_database
 from stack.processes import ROOT, loopback_client
+from stack.processes import eventually as eventually  # the tests' own, re-exported
 from stack.samples import make_cart
 
 TEST_DATABASE_URL = os.environ.get(
@@ -102,17 +101,6 @@ async def running_app(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # as a server would
         async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:
             yield client
-
-
-async def eventually(
-    condition: Callable[[], object], timeout_s: float = 30, what: str = ""
-) -> None:
-    """Poll `condition` without blocking the event loop (the API under test may run on it)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
-        await asyncio.sleep(0.05)
 
 
 def count(db: psycopg.Connection[Any], table: str) -> int:
