@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--failure-rate", type=float, default=0.0)
     args = parser.parse_args()
     app = create_app(Behaviour(latency_ms=args.latency_ms, failure_rate=args.failure_rate))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
