@@ -1,14 +1,11 @@
 """Checkout under load: open-loop runs at a fixed rate, each in a process of its own, and the
 search for the highest rate whose p99 stays within the 500 ms budget."""
 
-import contextlib
 import json
 import subprocess
 import sys
 import time
 from typing import Any
-
-import httpx
 
 from bench.procs import cpu_spent
 from bench.table import BUDGET_MS
@@ -43,19 +40,18 @@ def within_budget(result: dict[str, Any]) -> bool:
     )
 
 
-def settle(api: str, timeout_s: float = 20) -> None:
-    """After an overloaded step, wait until the API has worked off its backlog: until a liveness
-    probe answers within 20 ms. One client for all the probes: a new one per probe spends
-    longer than that building its TLS context, and the wait always ran to its timeout."""
+def settle(roots: dict[str, int], timeout_s: float = 30) -> None:
+    """After an overloaded step, wait until the stack has worked off its backlog: until the API's
+    processes and PostgreSQL's together spend under 5 % of a CPU over half a second. A liveness
+    probe answered quickly was not enough: it reached one of the API's workers while the other
+    still worked through requests its clients had given up on, and the next step paid for them."""
+    watched = {name: pid for name, pid in roots.items() if name in ("api", "postgres")}
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=api, timeout=5) as client:
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            with contextlib.suppress(httpx.HTTPError):
-                client.get("/health/live")
-                if time.perf_counter() - started < 0.02:
-                    return
+    while time.monotonic() < deadline:
+        with cpu_spent(watched) as spent:
             time.sleep(0.5)
+        if sum(spent.values()) < 0.05 * 0.5:
+            return
 
 
 def capacity(
@@ -78,7 +74,7 @@ def capacity(
         steps.append(result)
         if within_budget(result):
             return True
-        settle(api)
+        settle(roots)
         return False
 
     rate, highest = rates

@@ -125,7 +125,7 @@ def run(smoke: bool) -> dict[str, Any]:
             results["checkout_open_loop"].append(result)
             if not within_budget(result):
                 break  # saturated: a higher offered rate only queues and sheds more
-        settle(api)
+        settle(roots)
         # A rate the service sustains, with an instant gateway: what the service itself adds.
         set_gateway_latency(gateway, 0)
         results["checkout_gateway_0ms"] = openloop(
@@ -141,7 +141,7 @@ def run(smoke: bool) -> dict[str, Any]:
             f"{api}/_bench/bare-checkout", 20 if smoke else 100, seconds, roots
         )
         set_gateway_latency(gateway, 50)
-        settle(api)
+        settle(roots)
         cold, warm = asyncio.run(
             checkout_round_trips(ApiSettings(database_url=db_url, payment_gateway="sandbox"))
         )

@@ -50,10 +50,10 @@ def streams_phase(stack: Stack, count: int, rate: float, seconds: float) -> dict
     roots = {"api": process.pid}
     try:
         orders = asyncio.run(place(api, count))  # pending: no relay or worker runs now
-        settle(api)
+        settle(roots)
         openloop(f"{api}/orders", rate, 2, roots)  # warm-up
         without = openloop(f"{api}/orders", rate, seconds, roots)
-        settle(api)
+        settle(roots)
         before_mb = rss_mb(process.pid)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
             json.dump(orders, file)
