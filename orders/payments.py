@@ -144,8 +144,8 @@ def _client_options(settings: Settings) -> dict[str, Any]:
 
 class HttpAuthorizer:
     """Authorization over HTTP, from the API's event loop, on httpcore: the connection pool under
-    httpx, without httpx's request and response models, cookie jar and URL merging, which cost
-    a checkout more than the rest of the call (see the README, issue 18). One POST to one URL
+    httpx, without httpx's request and response models, cookie jar and URL merging, which were
+    about half of what the call cost a checkout (see the README, issue 18). One POST to one URL
     needs none of them. The settlers, off the request path, keep httpx."""
 
     name = "http"
