@@ -46,12 +46,14 @@ def settle(roots: dict[str, int], timeout_s: float = 30) -> None:
     probe answered quickly was not enough: it reached one of the API's workers while the other
     still worked through requests its clients had given up on, and the next step paid for them."""
     watched = {name: pid for name, pid in roots.items() if name in ("api", "postgres")}
+    window_s, idle_share = 0.5, 0.05
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with cpu_spent(watched) as spent:
-            time.sleep(0.5)
-        if sum(spent.values()) < 0.05 * 0.5:
+            time.sleep(window_s)
+        if sum(spent.values()) < idle_share * window_s:
             return
+    print(f"  (still busy {timeout_s:.0f} s after an overloaded step; going on)", file=sys.stderr)
 
 
 def capacity(

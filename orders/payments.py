@@ -142,6 +142,16 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+# What httpx calls a TransportError: httpcore's exceptions share no base class of their own.
+HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
+
+
 class HttpAuthorizer:
     """Authorization over HTTP, from the API's event loop, on httpcore: the connection pool under
     httpx, without httpx's request and response models, cookie jar and URL merging, which were
@@ -196,16 +206,6 @@ class HttpAuthorizer:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-
-
-# What httpx calls a TransportError: httpcore's exceptions share no base class of their own.
-HTTPCORE_ERRORS = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
 
 
 class HttpSettler:
