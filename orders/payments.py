@@ -1,9 +1,9 @@
 """The card gateway, both halves: authorization at checkout (async, in the API), capture, void and
-refund after it (sync, in the workers). A sandbox that answers in-process, and clients for a Stripe-like
-REST gateway (`fakes.gateway` speaks it on loopback). Every call carries an idempotency key derived
-from the order, so a retried call finds the first one's effect instead of repeating it."""
+refund after it (sync, in the workers). A sandbox that answers in-process, and the settler for a
+Stripe-like REST gateway (`fakes.gateway` speaks it on loopback; the API's HTTP authorizer is in
+orders.card_authorizer). Every call carries an idempotency key derived from the order, so a
+retried call finds the first one's effect instead of repeating it."""
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpcore
 import httpx
 
 from orders.config import Settings
@@ -142,72 +141,6 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-# What httpx calls a TransportError: httpcore's exceptions share no base class of their own.
-HTTPCORE_ERRORS = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
-
-
-class HttpAuthorizer:
-    """Authorization over HTTP, from the API's event loop, on httpcore: the connection pool under
-    httpx, without httpx's request and response models, cookie jar and URL merging, which were
-    about half of what the call cost a checkout (see the README, issue 18). One POST to one URL
-    needs none of them. The settlers, off the request path, keep httpx."""
-
-    name = "http"
-
-    def __init__(self, settings: Settings) -> None:
-        self._pool = httpcore.AsyncConnectionPool(max_connections=100, max_keepalive_connections=20)
-        self._url = settings.payment_gateway_url.rstrip("/") + "/v1/authorizations"
-        self._headers = [
-            (b"Authorization", f"Bearer {settings.payment_gateway_api_key}".encode()),
-            (b"Content-Type", b"application/json"),
-            (b"Accept", b"application/json"),
-        ]
-        connect, read = settings.payment_connect_timeout_s, settings.payment_read_timeout_s
-        self._timeouts = {
-            "timeout": {"connect": connect, "read": read, "write": read, "pool": read}
-        }
-        # The total budget: a gateway that trickles bytes must not hold a checkout for long.
-        self._deadline_s = connect + read
-
-    async def authorize(
-        self, *, token: str, amount: int, currency: str, idempotency_key: str
-    ) -> Authorization:
-        body = json.dumps({"token": token, "amount": amount, "currency": currency}).encode()
-        headers = [*self._headers, (b"Idempotency-Key", idempotency_key.encode())]
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                response = await self._pool.request(
-                    "POST", self._url, headers=headers, content=body, extensions=self._timeouts
-                )
-        except (*HTTPCORE_ERRORS, TimeoutError) as exc:
-            raise GatewayUnavailable(f"payment gateway unreachable: {exc!r}") from exc
-        status = response.status
-        answer = _json_or_unavailable(status, response.content)
-        error = answer.get("error") or {}
-        if status == 402:
-            raise PaymentDeclined(
-                error.get("code", "card_declined"), error.get("message", "Declined.")
-            )
-        if status in (400, 404) and error.get("code") == "invalid_token":
-            raise InvalidPaymentToken(error.get("message", "No such token."))
-        if status not in (200, 201):
-            # 401, 403, 409...: our configuration or the gateway is wrong, not the customer.
-            raise GatewayUnavailable(f"payment gateway answered {status}")
-        card = answer.get("card") or {}
-        return Authorization(
-            answer["id"], answer["amount"], answer["currency"], card.get("brand"), card.get("last4")
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
-
-
 class HttpSettler:
     """Capture, void and refund over HTTP, from the workers (Celery tasks are synchronous)."""
 
@@ -217,7 +150,7 @@ class HttpSettler:
     def capture(self, authorization_id: str, idempotency_key: str) -> None:
         response = self._post(f"/v1/authorizations/{authorization_id}/capture", idempotency_key)
         if response.status_code == 402:
-            error = _json_or_unavailable(response.status_code, response.content).get("error") or {}
+            error = json_or_unavailable(response.status_code, response.content).get("error") or {}
             raise CaptureDeclined(error.get("code", "card_declined"))
         response.raise_for_status()
 
@@ -231,7 +164,7 @@ class HttpSettler:
             f"/v1/authorizations/{authorization_id}/refunds", idempotency_key, {"amount": amount}
         )
         response.raise_for_status()
-        return str(_json_or_unavailable(response.status_code, response.content)["id"])
+        return str(json_or_unavailable(response.status_code, response.content)["id"])
 
     def _post(
         self, path: str, idempotency_key: str, body: dict[str, Any] | None = None
@@ -247,7 +180,7 @@ class HttpSettler:
         return response
 
 
-def _json_or_unavailable(status: int, content: bytes) -> dict[str, Any]:
+def json_or_unavailable(status: int, content: bytes) -> dict[str, Any]:
     """The body of an answer worth reading; 5xx and bodies that are not JSON are outages."""
     if status >= 500:
         raise GatewayUnavailable(f"payment gateway answered {status}")
@@ -266,10 +199,6 @@ def _still_running(response: httpx.Response) -> bool:
         return bool(response.json().get("error", {}).get("type") == "idempotency_error")
     except ValueError:
         return False
-
-
-def make_authorizer(settings: Settings) -> Authorizer:
-    return HttpAuthorizer(settings) if settings.payment_gateway == "http" else SandboxGateway()
 
 
 def make_settler(settings: Settings) -> Settler:

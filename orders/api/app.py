@@ -42,6 +42,7 @@ from orders.api.routes import (
     streams,
     webhooks,
 )
+from orders.card_authorizer import make_authorizer
 from orders.catalog import PriceBook
 from orders.db import (
     make_async_engine,
@@ -50,7 +51,6 @@ from orders.db import (
     make_sessionmaker,
     run,
 )
-from orders.payments import make_authorizer
 
 log = logging.getLogger(__name__)
 IMAGE_UPLOAD = re.compile(r"^/products/[^/]+/images$")
