@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-import httpx
+import aiohttp
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -89,7 +89,10 @@ def create_app(s: ApiSettings) -> FastAPI:
         exporter = serve_metrics(s, app.state.metrics)
         app.state.gateway = make_authorizer(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0))
+        # For the analytics ping: aiohttp, as the card authorizer (orders.card_authorizer).
+        app.state.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=2.0, connect=1.0)
+        )
         app.state.catalog = PriceBook()
         app.state.hub = Hub(s, s.stream_poll_s, app.state.catalog)
         app.state.hub.start()
@@ -123,7 +126,7 @@ def create_app(s: ApiSettings) -> FastAPI:
             if cancelled:
                 log.warning("cancelled %d background tasks still running at shutdown", cancelled)
             app.state.image_pool.shutdown(wait=False, cancel_futures=True)
-            await app.state.http.aclose()
+            await app.state.http.close()
             await app.state.gateway.aclose()
             await engine.dispose()
             if exporter is not None:

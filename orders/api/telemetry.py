@@ -1,13 +1,12 @@
 """Analytics pings: nice to have, never worth a slower checkout or a retry."""
 
-import logging
 from typing import Any
 
-import httpx
+import aiohttp
 
-log = logging.getLogger(__name__)
+TIMEOUT = aiohttp.ClientTimeout(total=1.0)
 
 
-async def ping(client: httpx.AsyncClient, url: str, event: str, data: dict[str, Any]) -> None:
-    response = await client.post(url, json={"event": event, **data}, timeout=1.0)
-    response.raise_for_status()
+async def ping(client: aiohttp.ClientSession, url: str, event: str, data: dict[str, Any]) -> None:
+    async with client.post(url, json={"event": event, **data}, timeout=TIMEOUT) as response:
+        response.raise_for_status()
