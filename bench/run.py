@@ -152,7 +152,7 @@ def run(smoke: bool) -> dict[str, Any]:
         }
 
         phase("capacity at p99")
-        step_s, refine = (2, 0) if smoke else (6, 2)
+        step_s, refine = (2, 0) if smoke else (6, 3)
         orders_cap, orders_steps = capacity(
             api, "/orders", (20, 20) if smoke else (50, 6400), step_s, refine, roots
         )
