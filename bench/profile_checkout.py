@@ -20,8 +20,10 @@ from stack.processes import free_port
 
 # The first frame (from the top of the stack down) that matches names the sample's part.
 PARTS = [
-    ("gateway client", ("aiohttp/", "yarl/", "multidict/", "orders/card_authorizer.py")),
-    ("httpx, httpcore", ("httpx/", "httpcore/", "orders/payments.py")),
+    (
+        "gateway client (aiohttp)",
+        ("aiohttp/", "yarl/", "multidict/", "orders/card_authorizer.py", "orders/payments.py"),
+    ),
     ("after the response (audit, email, ping)", ("aftercare", "background.py", "telemetry.py")),
     ("driver (psycopg)", ("psycopg/",)),
     ("SQLAlchemy", ("sqlalchemy/", "sqlmodel/")),

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from orders import idempotency, stock_import
-from orders.api import metrics, spool
+from orders.api import metrics, spool, telemetry
 from orders.api.auth import OPEN_OPS_PATHS, OPS_FORMS, OPS_PAGES, OPS_PATHS
 from orders.api.background import TaskRegistry
 from orders.api.config import ApiSettings
@@ -89,10 +89,8 @@ def create_app(s: ApiSettings) -> FastAPI:
         exporter = serve_metrics(s, app.state.metrics)
         app.state.gateway = make_authorizer(s)
         app.state.registry = TaskRegistry(s.background_max_in_flight)
-        # For the analytics ping: aiohttp, as the card authorizer (orders.card_authorizer).
-        app.state.http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=2.0, connect=1.0)
-        )
+        # The analytics ping's: aiohttp, as the card authorizer's (orders.card_authorizer).
+        app.state.http = aiohttp.ClientSession(timeout=telemetry.TIMEOUT)
         app.state.catalog = PriceBook()
         app.state.hub = Hub(s, s.stream_poll_s, app.state.catalog)
         app.state.hub.start()
