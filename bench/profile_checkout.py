@@ -1,6 +1,7 @@
 """Where a checkout's CPU goes: py-spy samples one uvicorn process (orders.main:app, no workers)
 while `bench.openloop` places orders at a fixed rate, then prints the CPU per answered request
-(from /proc) and the heaviest functions, grouped by the part of the stack they belong to.
+(from /proc), PostgreSQL's split by the role of each of its processes, and the heaviest
+functions, grouped by the part of the stack they belong to.
 
     python -m bench.profile_checkout --rate 60 --seconds 20
 
@@ -13,9 +14,12 @@ import shutil
 import signal
 from pathlib import Path
 
+import psycopg
+
 from bench.capacity import openloop
-from bench.procs import service_root, snapshot
-from bench.profile_workers import OUT, profiled_stack, samples, spy, summarise
+from bench.procs import TICK_S, Proc, service_root, snapshot, tree
+from bench.profile_workers import DB_URL, OUT, profiled_stack, samples, spy, summarise
+from orders.db import libpq_url
 from stack.processes import free_port
 
 # The first frame (from the top of the stack down) that matches names the sample's part.
@@ -44,6 +48,39 @@ def part_of(frames: list[str]) -> str:
             if any(n in frame for n in needles):
                 return name
     return "other"
+
+
+def postgres_roles() -> dict[int, str]:
+    """What each PostgreSQL process is for: the API's pooled backends, its LISTEN connections
+    (orders.api.live), autovacuum, or the server's own (WAL writer, checkpointer, ...)."""
+    with psycopg.connect(libpq_url(DB_URL), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid, backend_type, application_name FROM pg_stat_activity")
+        roles = {}
+        for pid, backend_type, application in rows:
+            if application.startswith("orders-api-listen"):
+                roles[pid] = "the API's LISTEN backends"
+            elif application.startswith("orders-api"):
+                roles[pid] = "the API's pooled backends"
+            elif backend_type.startswith("autovacuum"):
+                roles[pid] = "autovacuum"
+    return roles
+
+
+def postgres_by_role(
+    postmaster: int, before: dict[int, Proc], after: dict[int, Proc], requests: int
+) -> dict[str, float]:
+    """PostgreSQL's CPU ms per request between two snapshots, by role. A process that ended
+    in between (a connection closed, an autovacuum worker done) is counted as such."""
+    roles, spent = postgres_roles(), collections.Counter[str]()
+    members = tree(postmaster, after)
+    for pid in members:
+        ticks = after[pid].own_ticks - (before[pid].own_ticks if pid in before else 0)
+        spent[roles.get(pid, "the server's own")] += ticks  # the postmaster is the server's
+    whole = sum(after[p].cpu_ticks for p in members) - sum(
+        before[p].cpu_ticks for p in tree(postmaster, before)
+    )
+    spent["processes that ended meanwhile"] += whole - sum(spent.values())
+    return {role: round(1000 * n * TICK_S / requests, 3) for role, n in spent.most_common() if n}
 
 
 def by_part(raw: Path) -> None:
@@ -85,7 +122,11 @@ def main() -> None:
         roots = {"api": api.pid} | ({"postgres": postmaster} if postmaster else {})
         openloop(url, args.rate, 3, roots)  # warm-up
         sampler = None if args.no_profile else spy(api.pid, raw, rate=500)
+        before = snapshot()
         result = openloop(url, args.rate, args.seconds, roots)
+        pg_roles = (
+            postgres_by_role(postmaster, before, snapshot(), result["ok"]) if postmaster else {}
+        )
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
             sampler.wait(timeout=60)
@@ -97,6 +138,7 @@ def main() -> None:
         f" {result['p99_ms']} ms, errors {result['errors']}; CPU ms per request: api"
         f" {cpu['api']}, postgres {cpu.get('postgres')}"
     )
+    print("PostgreSQL's, by role: " + ", ".join(f"{k} {v}" for k, v in pg_roles.items()))
     if sampler is not None:
         by_part(raw)
         summarise(raw, args.top)

@@ -16,6 +16,16 @@ def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float 
     return found[-1]["cpu_ms_per_request"].get(part) if found else None
 
 
+def machine_ms(steps: list[dict[str, Any]], rate: float | None) -> float | None:
+    """All the CPU a request cost on this machine at `rate`: the API's, PostgreSQL's, RabbitMQ's,
+    the fake gateway's and the load generator's."""
+    found = [step for step in steps if step["offered_rate"] == rate]
+    if not found:
+        return None
+    step = found[-1]
+    return sum(step["cpu_ms_per_request"].values()) + step["generator_cpu_ms_per_request"]
+
+
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"\nmake bench  ({'smoke' if results['smoke'] else 'full'}; {results['machine']['cpus']} CPUs)"
@@ -49,6 +59,19 @@ def print_table(results: dict[str, Any]) -> None:
         f"  API CPU per request there: POST /orders {cpu_at(c['orders_steps'], orders_cap, 'api')} ms,"
         f" insert-one-row {cpu_at(c['insert_steps'], insert_cap, 'api')} ms"
     )
+    cpus = results["machine"]["cpus"]
+    limits = []
+    for name, steps, cap in (
+        ("POST /orders", c["orders_steps"], orders_cap),
+        ("insert-one-row", c["insert_steps"], insert_cap),
+        ("bare checkout", c["bare_steps"], c["bare_checkout_rps_at_p99_within_budget"]),
+    ):
+        if (ms := machine_ms(steps, cap)) is not None:
+            limits.append(f"{name} {ms:.2f} ms ({1000 * cpus / ms:.0f}/s)")
+    print(
+        f"  all CPU per request there (API, PostgreSQL, fake gateway, generator); {cpus} CPUs allow:"
+    )
+    print("    " + ", ".join(limits))
     print_checkout_targets(results)
     n = results["naive_render_in_request"]
     print(
