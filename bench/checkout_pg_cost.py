@@ -24,7 +24,7 @@ import psycopg
 from sqlalchemy import event
 
 from bench.procs import TICK_S
-from bench.round_trips import BENCH_DATABASE_URL
+from bench.round_trips import BENCH_DATABASE_URL, api_engines
 from orders.api.app import create_app
 from orders.api.config import ApiSettings
 from orders.db import libpq_url
@@ -42,15 +42,17 @@ async def record_checkout(url: str) -> list[Statement]:
         seen.append((sql, dict(params)))
 
     async with app.router.lifespan_context(app):
-        engine = app.state.sessions.kw["bind"].sync_engine
+        engines = api_engines(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await client.post("/orders", json=make_cart(), headers={"Idempotency-Key": "warm"})
             app.state.catalog.changed()  # the catalog read is recorded too, kept prices or not
-            event.listen(engine, "before_cursor_execute", statement)
+            for engine in engines:
+                event.listen(engine, "before_cursor_execute", statement)
             key = {"Idempotency-Key": str(uuid.uuid4())}
             response = await client.post("/orders", json=make_cart(), headers=key)
-            event.remove(engine, "before_cursor_execute", statement)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", statement)
     assert response.status_code == 202, response.text
     return seen
 

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from psycopg import pq
 from sqlalchemy import Engine, event
 
@@ -21,24 +22,32 @@ from stack.samples import make_cart
 BENCH_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orders_bench"
 
 
-class RoundTrips:
-    """Counts the round trips of every connection of `engine` while attached."""
+def api_engines(app: FastAPI) -> list[Engine]:
+    """The engines behind the API's sessions: its two pools (orders.db.make_async_engines)."""
+    binds = {app.state.sessions.kw["bind"], app.state.autocommit_sessions.kw["bind"]}
+    return [bind.sync_engine for bind in binds]
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+
+class RoundTrips:
+    """Counts the round trips of every connection of `engines` while attached."""
+
+    def __init__(self, *engines: Engine) -> None:
+        self.engines = engines
         self.count = 0
         self.statements: list[str] = []
 
     def __enter__(self) -> "RoundTrips":
-        event.listen(self.engine, "before_cursor_execute", self._statement)
-        event.listen(self.engine, "commit", self._end)
-        event.listen(self.engine, "rollback", self._end)
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._statement)
+            event.listen(engine, "commit", self._end)
+            event.listen(engine, "rollback", self._end)
         return self
 
     def __exit__(self, *_: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._statement)
-        event.remove(self.engine, "commit", self._end)
-        event.remove(self.engine, "rollback", self._end)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._statement)
+            event.remove(engine, "commit", self._end)
+            event.remove(engine, "rollback", self._end)
 
     def _statement(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         driver = conn.connection.driver_connection
@@ -64,14 +73,14 @@ async def checkout_round_trips(settings: ApiSettings) -> tuple[RoundTrips, Round
         catalog = app.state.catalog
         # Prices are kept only while the API's LISTEN connection is up.
         await eventually(lambda: catalog.trusted, 10, "the API's LISTEN connection")
-        engine = app.state.sessions.kw["bind"].sync_engine
+        engines = api_engines(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await client.post("/orders", json=make_cart(), headers={"Idempotency-Key": "warm"})
             catalog.changed()
             counted = []
             for _ in range(2):
-                with RoundTrips(engine) as trips:
+                with RoundTrips(*engines) as trips:
                     response = await client.post(
                         "/orders", json=make_cart(), headers={"Idempotency-Key": str(uuid.uuid4())}
                     )

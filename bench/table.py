@@ -23,7 +23,7 @@ def machine_ms(steps: list[dict[str, Any]], rate: float | None) -> float | None:
     if not found:
         return None
     step = found[-1]
-    return sum(step["cpu_ms_per_request"].values()) + step["generator_cpu_ms_per_request"]
+    return float(sum(step["cpu_ms_per_request"].values()) + step["generator_cpu_ms_per_request"])
 
 
 def print_table(results: dict[str, Any]) -> None:

@@ -25,20 +25,35 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def make_async_engine(settings: Settings, application_name: str = "orders-api") -> AsyncEngine:
-    """One pool per process, sized on purpose: a request holds one connection for a few ms."""
+def make_async_engines(
+    settings: Settings, application_name: str
+) -> tuple[AsyncEngine, AsyncEngine]:
+    """The API's two pools, each sized on purpose (a request holds a connection for a few ms):
+    one for transactions, and one whose connections stay in autocommit, for code whose every
+    write is one statement (checkout, the audit row). On PostgreSQL a statement is atomic on its
+    own, so those need no BEGIN and COMMIT round trips. A pool of their own, because switching a
+    shared pool's connection into autocommit and back cost 0.085 ms of CPU a statement (README,
+    issue 18). SQLite keeps its transactions, on one engine."""
     if is_sqlite(settings.database_url):
         engine = create_async_engine(
             _driver(settings.database_url, "sqlite+aiosqlite"), hide_parameters=True
         )
         _tune_sqlite(engine.sync_engine)
-        return engine
+        return engine, engine
+    return (
+        _async_engine(settings, application_name),
+        _async_engine(settings, application_name, isolation_level="AUTOCOMMIT"),
+    )
+
+
+def _async_engine(settings: Settings, application_name: str, **options: Any) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         pool_pre_ping=False,  # a dead connection fails one request with 503, not every checkout
         pool_use_lifo=True,  # the last connection back goes out first: few backends kept busy
         hide_parameters=True,  # errors name the SQL, never the customer's data bound into it
         **_pool_options(settings, application_name),
+        **options,
     )
 
 
@@ -117,14 +132,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, class_=Session, expire_on_commit=False)
 
 
-def make_async_sessionmaker(
-    engine: AsyncEngine, autocommit: bool = False
-) -> async_sessionmaker[AsyncSession]:
-    """`autocommit`: for code whose every write is one statement (checkout, the audit row) on
-    PostgreSQL, where a statement is atomic on its own: no BEGIN and COMMIT round trips. SQLite
-    keeps its transactions."""
-    if autocommit and engine.dialect.name != "sqlite":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 

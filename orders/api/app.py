@@ -45,7 +45,7 @@ from orders.api.routes import (
 from orders.card_authorizer import make_authorizer
 from orders.catalog import PriceBook
 from orders.db import (
-    make_async_engine,
+    make_async_engines,
     make_async_sessionmaker,
     make_engine,
     make_sessionmaker,
@@ -81,9 +81,9 @@ def create_app(s: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Named with the process id, like the stream listener: pg_stat_activity tells workers apart.
-        engine = make_async_engine(s, f"orders-api:{os.getpid()}")
+        engine, autocommit_engine = make_async_engines(s, f"orders-api:{os.getpid()}")
         app.state.sessions = make_async_sessionmaker(engine)
-        app.state.autocommit_sessions = make_async_sessionmaker(engine, autocommit=True)
+        app.state.autocommit_sessions = make_async_sessionmaker(autocommit_engine)
         figures_engine = make_engine(s.model_copy(update={"db_pool_size": 1}), "orders-metrics")
         app.state.metrics = metrics.registry(make_sessionmaker(figures_engine))
         exporter = serve_metrics(s, app.state.metrics)
@@ -126,7 +126,8 @@ def create_app(s: ApiSettings) -> FastAPI:
             app.state.image_pool.shutdown(wait=False, cancel_futures=True)
             await app.state.http.close()
             await app.state.gateway.aclose()
-            await engine.dispose()
+            for pool in {engine, autocommit_engine}:  # one engine on SQLite
+                await pool.dispose()
             if exporter is not None:
                 exporter.shutdown()
             figures_engine.dispose()

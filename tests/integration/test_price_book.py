@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.round_trips import RoundTrips
+from bench.round_trips import RoundTrips, api_engines
 from orders.api.app import create_app
 from orders.api.config import ApiSettings
 from orders.catalog import PriceBook
@@ -32,14 +32,14 @@ CHANGES = {
 
 @contextlib.asynccontextmanager
 async def api(settings: ApiSettings) -> AsyncIterator[tuple[httpx.AsyncClient, PriceBook, Any]]:
-    """The API in this process, once its price book is trusted: client, book, engine."""
+    """The API in this process, once its price book is trusted: client, book, its engines."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         catalog: PriceBook = app.state.catalog
         await eventually(lambda: catalog.trusted, 10, "the API's LISTEN connection")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://orders.test") as client:
-            yield client, catalog, app.state.sessions.kw["bind"].sync_engine
+            yield client, catalog, api_engines(app)
 
 
 async def subtotal(client: httpx.AsyncClient) -> int:
@@ -48,9 +48,9 @@ async def subtotal(client: httpx.AsyncClient) -> int:
     return int(response.json()["subtotal"])
 
 
-async def kept_prices_answer(client: httpx.AsyncClient, engine: Any) -> bool:
+async def kept_prices_answer(client: httpx.AsyncClient, engines: list[Any]) -> bool:
     """Whether a checkout priced its cart without reading the catalog."""
-    with RoundTrips(engine) as trips:
+    with RoundTrips(*engines) as trips:
         await subtotal(client)
     return "SELECT" not in trips.statements
 
@@ -68,9 +68,9 @@ async def charged_after(client: httpx.AsyncClient, seconds: float) -> list[int]:
 async def test_a_price_changed_in_the_catalog_is_charged_from_the_next_checkouts(
     db, test_settings, change
 ):
-    async with api(test_settings()) as (client, _, engine):
+    async with api(test_settings()) as (client, _, engines):
         assert await subtotal(client) == BEFORE
-        assert await kept_prices_answer(client, engine)
+        assert await kept_prices_answer(client, engines)
 
         db.execute(change)
         seen = await charged_after(client, 5)
@@ -78,13 +78,13 @@ async def test_a_price_changed_in_the_catalog_is_charged_from_the_next_checkouts
         # The old price for as long as the notification travels (milliseconds), then the new.
         assert seen[-1] == AFTER, seen
         assert set(seen) <= {BEFORE, AFTER}, seen
-        assert await kept_prices_answer(client, engine)  # and kept again
+        assert await kept_prices_answer(client, engines)  # and kept again
 
 
 async def test_prices_kept_while_the_api_could_not_hear_of_changes_are_forgotten(db, test_settings):
-    async with api(test_settings()) as (client, catalog, engine):
+    async with api(test_settings()) as (client, catalog, engines):
         assert await subtotal(client) == BEFORE
-        assert await kept_prices_answer(client, engine)
+        assert await kept_prices_answer(client, engines)
 
         ended = db.execute(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -97,5 +97,5 @@ async def test_prices_kept_while_the_api_could_not_hear_of_changes_are_forgotten
 
         assert seen[-1] == AFTER, seen
         await eventually(lambda: catalog.trusted, 10, "the LISTEN connection back")
-        assert not await kept_prices_answer(client, engine)  # forgotten on the way back...
-        assert await kept_prices_answer(client, engine)  # ...and kept again
+        assert not await kept_prices_answer(client, engines)  # forgotten on the way back...
+        assert await kept_prices_answer(client, engines)  # ...and kept again
