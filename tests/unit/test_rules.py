@@ -1,5 +1,7 @@
 """Pure rules: pricing, problem field paths, request fingerprints, tokens, settings."""
 
+import sys
+import unicodedata
 import uuid
 
 import pytest
@@ -8,6 +10,7 @@ from pydantic import ValidationError
 from orders.access import access_token_for, hash_access_token
 from orders.api.config import ApiSettings
 from orders.api.problems import field_path
+from orders.api.schemas import NOT_PRINTABLE, printable
 from orders.idempotency import request_hash
 from orders.payments import InvalidPaymentToken, PaymentDeclined, SandboxGateway, token_fingerprint
 from orders.pricing import (
@@ -127,3 +130,19 @@ def test_production_refuses_placeholder_secrets():
         ApiSettings(environment="production", secret_key="s3cr3t-from-a-vault")
     real = ApiSettings(environment="production", secret_key="s3cr3t", ops_api_key="0ps-key")
     assert real.secret_key == "s3cr3t"
+
+
+def test_printable_refuses_exactly_unicodes_control_characters_and_lone_surrogates():
+    # Every code point: the regular expression against Unicode's own categories (Cc and Cs).
+    refused = [
+        code for code in range(sys.maxunicode + 1) if NOT_PRINTABLE.search(chr(code)) is not None
+    ]
+    expected = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in ("Cc", "Cs")
+    ]
+    assert refused == expected
+    assert printable("Grüße, 東京 ✓") == "Grüße, 東京 ✓"
+    with pytest.raises(ValueError, match="control characters"):
+        printable("line\nbreak")
