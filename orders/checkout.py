@@ -77,7 +77,7 @@ async def place_order(
     """Raises PricingError or InvalidPaymentToken for a cart to correct, GatewayUnavailable when
     nothing is known to have been charged, KeyReused or KeyInUse for the Idempotency-Key.
 
-    `session` is an autocommit one on PostgreSQL (orders.db.make_async_sessionmaker): every
+    `session` is an autocommit one on PostgreSQL (orders.db.make_async_engines): every
     write here is one statement, and none pays for BEGIN and COMMIT. `catalog` prices the cart,
     from memory when it can (orders.catalog)."""
     check_cart(cart.lines, rules.limits)

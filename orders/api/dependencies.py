@@ -39,7 +39,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """For code whose every write is one statement: see orders.db.make_async_sessionmaker."""
+    """For code whose every write is one statement: see orders.db.make_async_engines."""
     async with request.app.state.autocommit_sessions() as session:
         yield session
 
