@@ -234,6 +234,14 @@ def shop(http_gateway_client: httpx.AsyncClient, processes: Stack) -> httpx.Asyn
 
 
 @pytest.fixture
+def webhook_shop(shop: httpx.AsyncClient, processes: Stack) -> httpx.AsyncClient:
+    """`shop`, and webhooks on a worker of their own, as in production."""
+    processes.worker("webhook-worker", queues=Queue.WEBHOOKS)
+    processes.ready()
+    return shop
+
+
+@pytest.fixture
 def order_insert_fails(db: psycopg.Connection[Any]) -> Iterator[None]:
     """The database refuses an order for the customer REFUSED, after the checkout authorized it."""
     db.execute(
