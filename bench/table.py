@@ -11,18 +11,23 @@ def fmt(value: float | None) -> str:
     return f"{value:8.1f}" if value is not None else "       -"
 
 
-def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float | None:
+def step_at(steps: list[dict[str, Any]], rate: float | None) -> dict[str, Any] | None:
+    """The last step run at `rate` (a search may come back to one)."""
     found = [step for step in steps if step["offered_rate"] == rate]
-    return found[-1]["cpu_ms_per_request"].get(part) if found else None
+    return found[-1] if found else None
+
+
+def cpu_at(steps: list[dict[str, Any]], rate: float | None, part: str) -> float | None:
+    step = step_at(steps, rate)
+    return step["cpu_ms_per_request"].get(part) if step else None
 
 
 def machine_ms(steps: list[dict[str, Any]], rate: float | None) -> float | None:
     """All the CPU a request cost on this machine at `rate`: the API's, PostgreSQL's, RabbitMQ's,
     the fake gateway's and the load generator's."""
-    found = [step for step in steps if step["offered_rate"] == rate]
-    if not found:
+    step = step_at(steps, rate)
+    if step is None:
         return None
-    step = found[-1]
     return float(sum(step["cpu_ms_per_request"].values()) + step["generator_cpu_ms_per_request"])
 
 
